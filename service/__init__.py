@@ -1,0 +1,1 @@
+"""Items service: one FastAPI app on SQLite, PostgreSQL or MySQL/MariaDB."""

@@ -1,0 +1,49 @@
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.orm import sessionmaker
+
+from service import api, health
+from service.database import create_engine, parse_database_url
+from service.docs import add_offline_docs
+from service.errors import add_error_handlers
+from service.migrations import head_revision
+from service.settings import Settings
+
+# Bodies are refused above this many bytes, declared or streamed, before parsing.
+MAX_BODY_BYTES = 1_048_576
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. The engine is made at start-up and disposed at shutdown.
+
+    The URL is checked here, so a bad `DATABASE_URL` fails before serving.
+    """
+    settings = settings or Settings()
+    url = parse_database_url(settings.database_url.get_secret_value())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(url, settings)
+        app.state.engine = engine
+        app.state.sessionmaker = sessionmaker(engine, expire_on_commit=False)
+        app.state.head_revision = head_revision()
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Items service",
+        summary="Items stored in SQLite, PostgreSQL or MySQL/MariaDB: one DATABASE_URL away.",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        max_body_size=MAX_BODY_BYTES,
+    )
+    add_error_handlers(app)
+    add_offline_docs(app)
+    app.include_router(api.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,65 @@
+"""Column types that mean the same on SQLite, PostgreSQL and MySQL/MariaDB."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+
+_MYSQL = ("mysql", "mariadb")
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """An aware UTC datetime, stored as a naive UTC timestamp with microseconds.
+
+    No two backends store a time zone alike, and MySQL's DATETIME drops the
+    fraction unless it is declared with `fsp=6`.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in _MYSQL:
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+class ExactString(sa.TypeDecorator[str]):
+    """A string compared exactly: case, accents and trailing spaces all count.
+
+    MySQL and MariaDB collations ignore trailing spaces in comparisons and
+    unique indexes (PAD SPACE), `utf8mb4_bin` included, and the NO PAD
+    collations differ between the two servers; so there the text is stored as
+    UTF-8 in a VARBINARY of four bytes per character.
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        length = self.impl_instance.length
+        if dialect.name in _MYSQL:
+            return dialect.type_descriptor(mysql.VARBINARY(4 * length if length else None))
+        return dialect.type_descriptor(sa.String(length))
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
+        if value is not None and dialect.name in _MYSQL:
+            return value.encode("utf-8")
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        if isinstance(value, bytes):
+            return value.decode("utf-8")
+        return value

@@ -1,0 +1,164 @@
+"""The one module that knows which database it is talking to.
+
+`create_engine` turns `DATABASE_URL` into an Engine with the options that
+backend needs; everything else in the service is backend-agnostic.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import StaticPool
+
+from service.settings import Settings
+
+ACCEPTED_URL_FORMS = (
+    "sqlite:///relative/path.db, sqlite:////absolute/path.db, sqlite://, "
+    "postgresql://, postgresql+psycopg2://, postgres://, "
+    "mysql://, mysql+mysqldb://, mariadb://, mariadb+mysqldb://"
+)
+
+# Every accepted scheme, and the SQLAlchemy driver name it means here.
+# SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3; this project ships psycopg2.
+_DRIVERS = {
+    "sqlite": "sqlite+pysqlite",
+    "postgres": "postgresql+psycopg2",
+    "postgresql": "postgresql+psycopg2",
+    "postgresql+psycopg2": "postgresql+psycopg2",
+    "mysql": "mysql+mysqldb",
+    "mysql+mysqldb": "mysql+mysqldb",
+    "mariadb": "mariadb+mysqldb",
+    "mariadb+mysqldb": "mariadb+mysqldb",
+}
+_EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
+
+# Server-side idle timeouts default to 8 hours on MySQL; hosted servers often cut sooner.
+MYSQL_POOL_RECYCLE_SECONDS = 1800
+DEFAULT_POOL_SIZE = 10
+DEFAULT_MAX_OVERFLOW = 10
+DEFAULT_POOL_TIMEOUT = 10.0
+
+
+class DatabaseURLError(ValueError):
+    """`DATABASE_URL` cannot be served. The message never contains the password."""
+
+
+def parse_database_url(raw: str) -> URL:
+    try:
+        url = make_url(raw)
+    except (ArgumentError, ValueError):
+        # The parser's own message repeats the URL, password included: never show it.
+        raise DatabaseURLError(
+            f"DATABASE_URL is not a valid database URL. Accepted forms: {ACCEPTED_URL_FORMS}"
+        ) from None
+    driver = _DRIVERS.get(url.drivername)
+    if driver is None:
+        raise DatabaseURLError(
+            f"DATABASE_URL scheme '{url.drivername}://' is not supported. "
+            f"Accepted forms: {ACCEPTED_URL_FORMS}"
+        )
+    return url.set(drivername=driver)
+
+
+def safe_url(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def create_engine(url: URL, settings: Settings) -> Engine:
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        options = _sqlite_options(url)
+    elif backend == "postgresql":
+        options = _network_options(settings) | {
+            "connect_args": {"connect_timeout": settings.db_connect_timeout},
+        }
+    else:
+        options = _network_options(settings) | {
+            "pool_recycle": MYSQL_POOL_RECYCLE_SECONDS,
+            "connect_args": {
+                # MySQL's `utf8` holds only 3-byte characters; emoji need utf8mb4.
+                "charset": "utf8mb4",
+                "connect_timeout": settings.db_connect_timeout,
+                # Strict mode: out-of-range or too-long values fail instead of being cut.
+                "init_command": "SET SESSION sql_mode = 'TRADITIONAL,NO_ENGINE_SUBSTITUTION'",
+            },
+        }
+    try:
+        engine = sa.create_engine(url, echo=settings.db_echo, **options)
+    except ImportError:
+        raise DatabaseURLError(
+            f"The {backend} driver is not installed: "
+            f"pip install 'items-service[{_EXTRAS.get(backend, backend)}]'"
+        ) from None
+    if backend == "sqlite":
+        _enable_sqlite_pragmas(engine, in_memory=_is_sqlite_memory(url))
+    return engine
+
+
+def _network_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "pool_pre_ping": True,
+        "pool_size": settings.db_pool_size or DEFAULT_POOL_SIZE,
+        "max_overflow": (
+            DEFAULT_MAX_OVERFLOW if settings.db_max_overflow is None else settings.db_max_overflow
+        ),
+        "pool_timeout": settings.db_pool_timeout or DEFAULT_POOL_TIMEOUT,
+    }
+
+
+def _is_sqlite_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
+def _sqlite_options(url: URL) -> dict[str, Any]:
+    # Handlers run in a thread pool, so a connection is used by more than one thread.
+    connect_args = {"check_same_thread": False}
+    if _is_sqlite_memory(url):
+        # Every connection to `sqlite://` would be a new, empty database: share one.
+        return {"connect_args": connect_args, "poolclass": StaticPool}
+    # The busy timeout makes writers wait for each other instead of failing.
+    return {"connect_args": connect_args | {"timeout": 15}}
+
+
+def _enable_sqlite_pragmas(engine: Engine, *, in_memory: bool) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if not in_memory:
+            # WAL lets readers work while one writer commits.
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+
+def backend_name(engine: Engine | Connection) -> str:
+    dialect = engine.dialect
+    if dialect.name in ("mysql", "mariadb"):
+        return "mariadb" if getattr(dialect, "is_mariadb", False) else "mysql"
+    return dialect.name
+
+
+@contextmanager
+def migration_lock(connection: Connection) -> Iterator[None]:
+    """Hold a database-wide lock so that processes starting together migrate once."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.exec_driver_sql("SELECT pg_advisory_lock(7242017)")
+        try:
+            yield
+        finally:
+            connection.exec_driver_sql("SELECT pg_advisory_unlock(7242017)")
+    elif dialect in ("mysql", "mariadb"):
+        connection.exec_driver_sql("SELECT GET_LOCK('items_service_migrations', 300)")
+        try:
+            yield
+        finally:
+            connection.exec_driver_sql("SELECT RELEASE_LOCK('items_service_migrations')")
+    else:
+        # SQLite: an immediate transaction holds the write lock for the whole
+        # migration; a second process waits for it on the busy timeout.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield

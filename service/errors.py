@@ -1,0 +1,46 @@
+"""Database errors as HTTP answers: the one place that maps them."""
+
+import logging
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import exc
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "5"
+
+
+def database_unavailable() -> JSONResponse:
+    return JSONResponse(
+        {"detail": "Database unavailable"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+async def _conflict(request: Request, error: Exception) -> JSONResponse:
+    # The only constraint a valid item can break is the unique sku.
+    return JSONResponse(
+        {"detail": "Another item already has this sku; skus must be unique"},
+        status_code=status.HTTP_409_CONFLICT,
+    )
+
+
+async def _unavailable(request: Request, error: Exception) -> JSONResponse:
+    # The error text can hold SQL and parameters: log only its kind.
+    cause = getattr(error, "orig", None) or error
+    logger.warning(
+        "Database unavailable on %s %s: %s",
+        request.method,
+        request.url.path,
+        type(cause).__name__,
+    )
+    return database_unavailable()
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(exc.IntegrityError, _conflict)
+    # Connection refused or lost, server restarting, pool exhausted, SQLite busy.
+    for error in (exc.OperationalError, exc.InterfaceError, exc.TimeoutError):
+        app.add_exception_handler(error, _unavailable)

@@ -1,0 +1,106 @@
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
+
+from service.models import DESCRIPTION_LENGTH, NAME_LENGTH, SKU_LENGTH
+
+
+def _storable(text: str) -> str:
+    # PostgreSQL cannot store NUL, and no backend can store half of a surrogate
+    # pair: refuse both everywhere so every backend answers alike.
+    if "\x00" in text:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no unpaired surrogates)") from None
+    return text
+
+
+StorableText = Annotated[str, AfterValidator(_storable)]
+Name = Annotated[StorableText, StringConstraints(min_length=1, max_length=NAME_LENGTH)]
+Description = Annotated[StorableText, StringConstraints(max_length=DESCRIPTION_LENGTH)]
+Sku = Annotated[StorableText, StringConstraints(min_length=1, max_length=SKU_LENGTH)]
+SearchText = Annotated[StorableText, StringConstraints(max_length=NAME_LENGTH)]
+
+# Exact on the way in, a JSON number on the way out: every price below 10^9 with
+# two decimals is exact as a double, so 19.99 comes back as 19.99.
+Price = Annotated[
+    Decimal,
+    Field(ge=0, lt=1_000_000_000, decimal_places=2, allow_inf_nan=False),
+    PlainSerializer(float, return_type=float, when_used="json"),
+]
+
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(lambda value: value.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), when_used="json"),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "example": "2026-01-31T12:00:00.000000Z"},
+        mode="serialization",
+    ),
+]
+
+
+class ItemCreate(BaseModel):
+    name: Name
+    description: Description | None = None
+    price: Price
+    sku: Sku | None = None
+
+
+class ItemUpdate(BaseModel):
+    """Only the fields sent are changed; `name` and `price` cannot be null."""
+
+    name: Name = Field(default=None)  # type: ignore[assignment]
+    description: Description | None = None
+    price: Price = Field(default=None)  # type: ignore[assignment]
+    sku: Sku | None = None
+
+
+class ItemRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    description: str | None
+    price: Price
+    sku: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class ItemQuery(BaseModel):
+    """Query parameters of `GET /items/`."""
+
+    skip: int = Field(default=0, ge=0, le=2**31 - 1)
+    limit: int = Field(default=100, ge=1, le=1000)
+    after_id: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    q: SearchText | None = Field(
+        default=None, description="Case-insensitive substring of `name`; `%`, `_`, `\\` are literal."
+    )
+    min_price: Price | None = None
+    max_price: Price | None = None
+
+
+class Message(BaseModel):
+    detail: str
+
+
+class Status(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    database: str
+    revision: str | None

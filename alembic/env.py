@@ -3,7 +3,7 @@
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from service.database import (
     DatabaseURLError,
@@ -29,29 +29,31 @@ def run_migrations(connection: Connection) -> None:
         context.run_migrations()
 
 
-def main() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        # The service (or a test) brings its own connection, already locked.
-        run_migrations(connection)
-        return
+def engine_from_settings() -> Engine:
     settings = Settings()
     try:
-        url = parse_database_url(settings.database_url.get_secret_value())
-        if context.is_offline_mode():
-            context.configure(url=url, target_metadata=target_metadata, literal_binds=True)
-            with context.begin_transaction():
-                context.run_migrations()
-            return
-        engine = create_engine(url, settings)
+        return create_engine(parse_database_url(settings.database_url.get_secret_value()), settings)
     except DatabaseURLError as error:
         raise SystemExit(f"error: {error}") from None
+
+
+def main() -> None:
+    if context.is_offline_mode():
+        engine = engine_from_settings()
+        context.configure(url=engine.url, target_metadata=target_metadata, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    # The service and the tests hand over their own engine (pytest-alembic calls it "connection").
+    given: Engine | None = config.attributes.get("connection")
+    engine = given or engine_from_settings()
     try:
         with engine.connect() as connection, migration_lock(connection):
             run_migrations(connection)
             connection.commit()
     finally:
-        engine.dispose()
+        if given is None:
+            engine.dispose()
 
 
 main()

@@ -1,8 +1,12 @@
 """Database errors as HTTP answers: the one place that maps them."""
 
 import logging
+import math
+from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc
 
@@ -16,6 +20,28 @@ def database_unavailable() -> JSONResponse:
         {"detail": "Database unavailable"},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+def _json_safe(value: Any) -> Any:
+    # json.loads accepts NaN, 1e400 and unpaired surrogates; echoed back in an
+    # error they would not be valid JSON or UTF-8.
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    return value
+
+
+async def _invalid(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    return JSONResponse(
+        {"detail": _json_safe(jsonable_encoder(error.errors()))},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
     )
 
 
@@ -40,6 +66,7 @@ async def _unavailable(request: Request, error: Exception) -> JSONResponse:
 
 
 def add_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(exc.IntegrityError, _conflict)
     # Connection refused or lost, server restarting, pool exhausted, SQLite busy.
     for error in (exc.OperationalError, exc.InterfaceError, exc.TimeoutError):

@@ -8,8 +8,6 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from service.database import migration_lock
-
 # The Alembic scripts live beside the package: an editable install or the image's /app.
 ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
 
@@ -29,9 +27,8 @@ def current_revision(connection: Connection) -> str | None:
 
 
 def upgrade_to_head(engine: Engine) -> None:
-    """Bring the schema to the newest revision, once, however many processes start together."""
-    with engine.connect() as connection, migration_lock(connection):
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-        connection.commit()
+    """Bring the schema to the newest revision; processes starting together migrate once."""
+    config = alembic_config()
+    # env.py takes the lock on its connection to this engine.
+    config.attributes["connection"] = engine
+    command.upgrade(config, "head")

@@ -5,6 +5,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import sessionmaker
 
 from service import api, health
+from service.body_limit import BodyLimit
 from service.database import create_engine, parse_database_url
 from service.docs import add_offline_docs
 from service.errors import add_error_handlers
@@ -40,8 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         docs_url=None,
-        max_body_size=MAX_BODY_BYTES,
     )
+    app.add_middleware(BodyLimit, max_body_size=MAX_BODY_BYTES)
     add_error_handlers(app)
     add_offline_docs(app)
     app.include_router(api.router)

@@ -56,7 +56,6 @@ def test_price_comes_back_exactly(client: TestClient, create, price: object) -> 
     assert item["price"] == expected
     stored = client.get(f"/items/{item['id']}")
     assert stored.json()["price"] == expected
-    assert f'"price":{expected!r}' in stored.text.replace(" ", "") or f'"price":{int(expected)}' in stored.text
 
 
 @pytest.mark.parametrize(

@@ -69,5 +69,6 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(exc.IntegrityError, _conflict)
     # Connection refused or lost, server restarting, pool exhausted, SQLite busy.
-    for error in (exc.OperationalError, exc.InterfaceError, exc.TimeoutError):
+    # A missing table (schema not migrated) is a ProgrammingError on PostgreSQL and MySQL.
+    for error in (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, exc.ProgrammingError):
         app.add_exception_handler(error, _unavailable)

@@ -1,0 +1,195 @@
+"""`python -m service` as users run it: a real process, a real port."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx2 as httpx
+import pytest
+import sqlalchemy as sa
+
+from conftest import BACKEND, server_url
+
+PASSWORD = "p@ss:w/rd%?x"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def service_env(**variables: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DB_"))}
+    return env | variables
+
+
+@contextmanager
+def running_service(cwd: Path, **variables: str) -> Iterator[tuple[str, list[str]]]:
+    """Start the service, wait until it answers /health, and stop it afterwards.
+
+    Yields its base URL and a list that holds its output once it has stopped.
+    """
+    port = free_port()
+    env = service_env(HOST="127.0.0.1", PORT=str(port), **variables)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.communicate()[0]
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the service did not start within 30 s"
+            time.sleep(0.1)
+        yield base, output
+    finally:
+        process.terminate()
+        output.append(process.communicate(timeout=15)[0])
+
+
+def test_serves_a_migrated_database_from_any_directory(tmp_path: Path, empty_database: str) -> None:
+    with running_service(tmp_path, DATABASE_URL=empty_database) as (base, _):
+        ready = httpx.get(f"{base}/health/ready").json()
+        assert ready["status"] == "ok" and ready["revision"] == "0005"
+        created = httpx.post(f"{base}/items/", json={"name": "Kept", "price": 1.25})
+        assert created.status_code == 201
+    with running_service(tmp_path, DATABASE_URL=empty_database) as (base, _):
+        assert httpx.get(f"{base}/items/").json() == [created.json()]
+
+
+def test_default_database_is_items_db_in_the_working_directory(tmp_path: Path) -> None:
+    with running_service(tmp_path) as (base, _):
+        assert httpx.get(f"{base}/health/ready").json()["database"] == "sqlite"
+    assert (tmp_path / "items.db").exists()
+
+
+def test_migrate_on_start_off_leaves_the_schema_alone(tmp_path: Path, empty_database: str) -> None:
+    with running_service(tmp_path, DATABASE_URL=empty_database, MIGRATE_ON_START="false") as (
+        base,
+        _,
+    ):
+        assert httpx.get(f"{base}/health/ready").status_code == 503
+        assert httpx.get(f"{base}/items/").status_code == 503
+
+
+def run_to_exit(*command: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, env=service_env(**variables), capture_output=True, text=True, timeout=60,
+        cwd=Path(__file__).parent.parent,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"oracle://scott:{quote(PASSWORD, safe='')}@db/orcl",
+        f"postgresql://scott:{PASSWORD}@db:notaport/items",
+        "postgresql+asyncpg://scott:s3cret-pw@db/items",
+        "http://example.com/",
+        "not a url at all s3cret-pw",
+    ],
+)
+@pytest.mark.parametrize("program", ["service", "alembic"])
+def test_an_unusable_url_stops_with_one_clear_line(url: str, program: str) -> None:
+    command = (
+        [sys.executable, "-m", "service"]
+        if program == "service"
+        else [sys.executable, "-m", "alembic", "upgrade", "head"]
+    )
+    result = run_to_exit(*command, DATABASE_URL=url)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: DATABASE_URL")
+    assert "postgresql://" in lines[0] and "mysql://" in lines[0] and "sqlite://" in lines[0]
+    for secret in (PASSWORD, quote(PASSWORD, safe=""), "s3cret-pw"):
+        assert secret not in result.stderr + result.stdout
+
+
+def test_a_missing_driver_stops_with_one_clear_line() -> None:
+    hide_driver = (
+        "import sys; sys.modules['psycopg2'] = None; "
+        "from service.__main__ import main; main()"
+    )
+    result = run_to_exit(
+        sys.executable, "-c", hide_driver, DATABASE_URL="postgres://u:s3cret-pw@127.0.0.1/x"
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "error: The postgresql driver is not installed: pip install 'items-service[postgres]'"
+    ]
+
+
+@contextmanager
+def user_with_password(database_url: str) -> Iterator[str]:
+    """A server account whose password needs percent-encoding; its URL for the database."""
+    if BACKEND == "sqlite":
+        yield database_url
+        return
+    database = sa.engine.make_url(database_url).database
+    admin = sa.create_engine(server_url(), isolation_level="AUTOCOMMIT")
+    name = "items_pw_user"
+    literal = PASSWORD.replace("%", "%%")
+    with admin.connect() as connection:
+        if BACKEND == "postgresql":
+            connection.exec_driver_sql(f"DROP ROLE IF EXISTS {name}")
+            connection.exec_driver_sql(f"CREATE ROLE {name} LOGIN PASSWORD '{literal}'")
+            connection.exec_driver_sql(f"GRANT ALL ON DATABASE {database} TO {name}")
+            connection.exec_driver_sql(f"ALTER DATABASE {database} OWNER TO {name}")
+        else:
+            connection.exec_driver_sql(f"DROP USER IF EXISTS '{name}'@'%%'")
+            connection.exec_driver_sql(f"CREATE USER '{name}'@'%%' IDENTIFIED BY '{literal}'")
+            connection.exec_driver_sql(f"GRANT ALL ON {database}.* TO '{name}'@'%%'")
+    url = sa.engine.make_url(database_url).set(username=name, password=PASSWORD)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        if BACKEND == "postgresql":
+            # The role owns the tables it migrated: drop them from inside that database.
+            owner = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+            with owner.connect() as connection:
+                connection.exec_driver_sql(f"DROP OWNED BY {name}")
+            owner.dispose()
+        with admin.connect() as connection:
+            if BACKEND == "postgresql":
+                connection.exec_driver_sql(f"ALTER DATABASE {database} OWNER TO CURRENT_USER")
+                connection.exec_driver_sql(f"DROP ROLE {name}")
+            else:
+                connection.exec_driver_sql(f"DROP USER '{name}'@'%%'")
+        admin.dispose()
+
+
+def test_percent_encoded_password_works_and_never_shows(
+    tmp_path: Path, empty_database: str
+) -> None:
+    with user_with_password(empty_database) as url:
+        if BACKEND != "sqlite":
+            assert quote(PASSWORD, safe="") in url
+        migrated = run_to_exit(sys.executable, "-m", "alembic", "upgrade", "head", DATABASE_URL=url)
+        assert migrated.returncode == 0, migrated.stderr
+        with running_service(tmp_path, DATABASE_URL=url, DB_ECHO="true") as (base, output):
+            assert httpx.get(f"{base}/health/ready").json()["revision"] == "0005"
+            assert httpx.post(f"{base}/items/", json={"name": "x", "price": 1}).status_code == 201
+            ready_text = httpx.get(f"{base}/health/ready").text
+        everything = output[0] + migrated.stdout + migrated.stderr + ready_text
+        assert "INSERT INTO items" in everything  # DB_ECHO logged SQL
+        for secret in (PASSWORD, quote(PASSWORD, safe="")):
+            assert secret not in everything

@@ -2,9 +2,9 @@
 
 from logging.config import fileConfig
 
-from alembic import context
 from sqlalchemy.engine import Connection, Engine
 
+from alembic import context
 from service.database import (
     DatabaseURLError,
     create_engine,

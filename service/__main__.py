@@ -6,7 +6,6 @@ import sys
 import uvicorn
 from sqlalchemy import exc
 
-from service.app import create_app
 from service.database import DatabaseURLError, create_engine, parse_database_url, safe_url
 from service.migrations import upgrade_to_head
 from service.settings import Settings

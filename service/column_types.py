@@ -48,11 +48,14 @@ class ExactString(sa.TypeDecorator[str]):
     impl = sa.String
     cache_ok = True
 
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
-        length = self.impl_instance.length
         if dialect.name in _MYSQL:
-            return dialect.type_descriptor(mysql.VARBINARY(4 * length if length else None))
-        return dialect.type_descriptor(sa.String(length))
+            return dialect.type_descriptor(mysql.VARBINARY(4 * self.length))
+        return dialect.type_descriptor(sa.String(self.length))
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
         if value is not None and dialect.name in _MYSQL:
@@ -62,4 +65,4 @@ class ExactString(sa.TypeDecorator[str]):
     def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
         if isinstance(value, bytes):
             return value.decode("utf-8")
-        return value
+        return None if value is None else str(value)

@@ -2,11 +2,12 @@
 
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
+
+from alembic import command
 
 # The Alembic scripts live beside the package: an editable install or the image's /app.
 ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"

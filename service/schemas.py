@@ -86,7 +86,8 @@ class ItemQuery(BaseModel):
     limit: int = Field(default=100, ge=1, le=1000)
     after_id: int | None = Field(default=None, ge=0, le=2**31 - 1)
     q: SearchText | None = Field(
-        default=None, description="Case-insensitive substring of `name`; `%`, `_`, `\\` are literal."
+        default=None,
+        description="Case-insensitive substring of `name`; `%`, `_`, `\\` are literal.",
     )
     min_price: Price | None = None
     max_price: Price | None = None

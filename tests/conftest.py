@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 from alembic.config import Config
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL
 
 from service import migrations
@@ -24,7 +24,7 @@ from service.settings import Settings
 
 BACKEND = os.environ.get("TEST_BACKEND", "sqlite")
 
-# Backend -> (variable naming the server, default that reaches this machine's server, how to start it)
+# Backend -> (variable naming the server, default for this machine's server, how to start it)
 SERVERS = {
     "postgresql": (
         "TEST_POSTGRES_URL",

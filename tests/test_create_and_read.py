@@ -119,7 +119,7 @@ def test_invalid_bodies_are_422_naming_the_field(client: TestClient, body, field
 
 @pytest.mark.parametrize("price_text", ["NaN", "Infinity", "-Infinity", "1e400"])
 def test_non_finite_json_numbers_are_422(client: TestClient, price_text: str) -> None:
-    body = '{"name": "x", "price": %s}' % price_text
+    body = '{"name": "x", "price": ' + price_text + "}"
     response = client.post("/items/", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422
 

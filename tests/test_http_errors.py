@@ -54,7 +54,9 @@ def test_malformed_json_is_422(client: TestClient, body: bytes) -> None:
 
 def test_body_that_is_not_utf8_is_400(client: TestClient) -> None:
     response = client.post(
-        "/items/", content=b'{"name": "\xff", "price": 1}', headers={"content-type": "application/json"}
+        "/items/",
+        content=b'{"name": "\xff", "price": 1}',
+        headers={"content-type": "application/json"},
     )
     assert response.status_code == 400
     assert response.json() == {"detail": "There was an error parsing the body"}

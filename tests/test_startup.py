@@ -126,8 +126,7 @@ def test_an_unusable_url_stops_with_one_clear_line(url: str, program: str) -> No
 
 def test_a_missing_driver_stops_with_one_clear_line() -> None:
     hide_driver = (
-        "import sys; sys.modules['psycopg2'] = None; "
-        "from service.__main__ import main; main()"
+        "import sys; sys.modules['psycopg2'] = None; from service.__main__ import main; main()"
     )
     result = run_to_exit(
         sys.executable, "-c", hide_driver, DATABASE_URL="postgres://u:s3cret-pw@127.0.0.1/x"

@@ -8,8 +8,8 @@ Create Date: 2026-11-25
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 
+from alembic import op
 from service.column_types import ExactString
 
 revision: str = "0003"

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from alembic import op
 
+from alembic import op
 from service.column_types import UTCDateTime
 
 revision: str = "0004"

@@ -11,6 +11,7 @@ Create Date: 2026-11-25
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision: str = "0005"

@@ -1,0 +1,86 @@
+"""Settings and the URL forms every backend accepts."""
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
+
+from conftest import BACKEND, settings_for
+from service.app import create_app
+from service.database import create_engine, parse_database_url
+from service.settings import Settings
+
+ALIASES = {
+    "sqlite": ["sqlite"],
+    "postgresql": ["postgresql", "postgresql+psycopg2", "postgres"],
+    "mysql": ["mysql", "mysql+mysqldb", "mariadb", "mariadb+mysqldb"],
+}[BACKEND]
+
+
+@pytest.mark.parametrize("scheme", ALIASES)
+def test_every_accepted_scheme_serves(
+    database_url: str, session_client: TestClient, scheme: str
+) -> None:
+    server = session_client.get("/health/ready").json()["database"]
+    if scheme.startswith("mariadb") and server != "mariadb":
+        pytest.skip("SQLAlchemy's mariadb:// dialect refuses a MySQL server")
+    url = scheme + "://" + database_url.split("://", 1)[1]
+    with TestClient(create_app(settings_for(url))) as client:
+        response = client.get("/health/ready")
+        assert response.status_code == 200, response.text
+        assert client.post("/items/", json={"name": scheme, "price": 1}).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("scheme", "driver"),
+    [("postgres", "postgresql+psycopg2"), ("postgresql", "postgresql+psycopg2"),
+     ("mysql", "mysql+mysqldb"), ("mariadb", "mariadb+mysqldb"), ("sqlite", "sqlite+pysqlite")],
+)  # fmt: skip
+def test_schemes_map_to_the_installed_drivers(scheme: str, driver: str) -> None:
+    assert parse_database_url(f"{scheme}://u:p@h/db").drivername == driver
+
+
+def test_percent_encoded_credentials_are_decoded() -> None:
+    url = parse_database_url("postgres://us%40er:p%40ss%3Aw%2Frd%25%3F@db.example.com:6543/items")
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "us@er", "p@ss:w/rd%?", "db.example.com", 6543, "items",
+    )  # fmt: skip
+
+
+def test_pool_settings_reach_the_engine(database_url: str) -> None:
+    settings = settings_for(database_url, db_pool_size=3, db_max_overflow=2, db_pool_timeout=4)
+    engine = create_engine(parse_database_url(database_url), settings)
+    assert (engine.pool.size(), engine.pool._max_overflow, engine.pool._timeout) == (3, 2, 4)  # type: ignore[attr-defined]
+    engine.dispose()
+
+
+def test_in_memory_sqlite_shares_one_database() -> None:
+    with TestClient(create_app(settings_for("sqlite://"))) as client:
+        # An unmigrated in-memory database: readiness says so rather than failing.
+        assert client.get("/health/ready").status_code == 503
+
+
+def test_settings_come_from_a_dotenv_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text(
+        "DATABASE_URL=sqlite:///from-dotenv.db\nDB_ECHO=true\nPORT=9001\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    for variable in ("DATABASE_URL", "DB_ECHO", "PORT"):
+        monkeypatch.delenv(variable, raising=False)
+    settings = Settings()
+    assert settings.database_url.get_secret_value() == "sqlite:///from-dotenv.db"
+    assert (settings.db_echo, settings.port) == (True, 9001)
+    assert "from-dotenv" not in repr(settings)
+
+
+@pytest.mark.parametrize("value", ["false", "0", "off", "no"])
+def test_migrate_on_start_can_be_turned_off(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("MIGRATE_ON_START", value)
+    assert Settings(_env_file=None).migrate_on_start is False  # type: ignore[call-arg]
+
+
+def test_the_default_database_is_items_db(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    url = Settings(_env_file=None).database_url.get_secret_value()  # type: ignore[call-arg]
+    assert make_url(url).database == "./items.db"

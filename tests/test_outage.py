@@ -1,0 +1,85 @@
+"""A database that goes away and comes back: 503 quickly, recovery without a
+restart, nothing acknowledged lost. Runs a private server it can stop."""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+import sqlalchemy as sa
+
+from conftest import BACKEND
+from private_servers import PrivateMariaDB, PrivatePostgres, private_server
+from test_startup import running_service
+
+pytestmark = pytest.mark.skipif(
+    BACKEND == "sqlite", reason="SQLite is a file in the process: there is no server to stop"
+)
+
+CONNECT_TIMEOUT = 2
+
+
+@pytest.fixture
+def server() -> Iterator[PrivatePostgres | PrivateMariaDB]:
+    server = private_server(BACKEND)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+def items_database(server: PrivatePostgres | PrivateMariaDB) -> str:
+    admin = sa.create_engine(server.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql("CREATE DATABASE items")
+    admin.dispose()
+    return sa.engine.make_url(server.url).set(database="items").render_as_string()
+
+
+def test_outage_is_503_and_the_service_recovers_by_itself(
+    tmp_path: Path, server: PrivatePostgres | PrivateMariaDB
+) -> None:
+    url = items_database(server)
+    with running_service(tmp_path, DATABASE_URL=url, DB_CONNECT_TIMEOUT=str(CONNECT_TIMEOUT)) as (
+        base,
+        _,
+    ):
+        acknowledged = []
+        for n in range(5):
+            response = httpx.post(f"{base}/items/", json={"name": f"kept {n}", "price": n + 0.5})
+            assert response.status_code == 201
+            acknowledged.append(response.json())
+
+        server.stop()
+        during = []
+        for method, path, body in [
+            ("GET", "/items/", None),
+            ("GET", f"/items/{acknowledged[0]['id']}", None),
+            ("POST", "/items/", {"name": "lost?", "price": 1}),
+            ("PATCH", f"/items/{acknowledged[1]['id']}", {"price": 2}),
+            ("DELETE", f"/items/{acknowledged[2]['id']}", None),
+            ("GET", "/health/ready", None),
+        ] * 2:
+            started = time.monotonic()
+            response = httpx.request(method, f"{base}{path}", json=body, timeout=30)
+            elapsed = time.monotonic() - started
+            during.append(f"{method} {path} {response.status_code} {elapsed:.2f}s")
+            assert response.status_code == 503, response.text
+            assert response.json() == {"detail": "Database unavailable"}
+            assert int(response.headers["retry-after"]) > 0
+            assert elapsed < CONNECT_TIMEOUT + 1
+        assert httpx.get(f"{base}/health").status_code == 200
+
+        server.start()
+        restarted = time.monotonic()
+        while (response := httpx.get(f"{base}/items/", timeout=30)).status_code != 200:
+            assert time.monotonic() - restarted < 20, response.text
+            time.sleep(0.1)
+        recovery = time.monotonic() - restarted
+
+        assert response.json() == acknowledged
+        assert httpx.post(f"{base}/items/", json={"name": "after", "price": 1}).status_code == 201
+        print(f"\n{BACKEND} outage: " + "; ".join(during))
+        print(f"{BACKEND} recovered {recovery:.2f}s after the server was back")

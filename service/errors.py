@@ -14,6 +14,15 @@ logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "5"
 
+# Connection refused or lost, server restarting, pool exhausted, SQLite busy, and
+# a missing table (schema not migrated: a ProgrammingError on PostgreSQL and MySQL).
+UNAVAILABLE_ERRORS = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    exc.TimeoutError,
+    exc.ProgrammingError,
+)
+
 
 def database_unavailable() -> JSONResponse:
     return JSONResponse(
@@ -68,7 +77,5 @@ async def _unavailable(request: Request, error: Exception) -> JSONResponse:
 def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(exc.IntegrityError, _conflict)
-    # Connection refused or lost, server restarting, pool exhausted, SQLite busy.
-    # A missing table (schema not migrated) is a ProgrammingError on PostgreSQL and MySQL.
-    for error in (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, exc.ProgrammingError):
+    for error in UNAVAILABLE_ERRORS:
         app.add_exception_handler(error, _unavailable)

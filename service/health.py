@@ -1,9 +1,8 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import exc
 
 from service.database import backend_name
-from service.errors import database_unavailable
+from service.errors import UNAVAILABLE_ERRORS, database_unavailable
 from service.migrations import current_revision
 from service.schemas import Message, Readiness, Status
 
@@ -24,7 +23,7 @@ def ready(request: Request) -> Readiness | JSONResponse:
         with engine.connect() as connection:
             revision = current_revision(connection)
             backend = backend_name(connection)
-    except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError):
+    except UNAVAILABLE_ERRORS:
         return database_unavailable()
     expected = request.app.state.head_revision
     if revision != expected:

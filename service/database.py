@@ -70,7 +70,7 @@ def safe_url(url: URL) -> str:
 def create_engine(url: URL, settings: Settings) -> Engine:
     backend = url.get_backend_name()
     if backend == "sqlite":
-        options = _sqlite_options(url)
+        options = _sqlite_options(url, settings)
     elif backend == "postgresql":
         options = _network_options(settings) | {
             "connect_args": {"connect_timeout": settings.db_connect_timeout},
@@ -99,8 +99,11 @@ def create_engine(url: URL, settings: Settings) -> Engine:
 
 
 def _network_options(settings: Settings) -> dict[str, Any]:
+    return _pool_options(settings) | {"pool_pre_ping": True}
+
+
+def _pool_options(settings: Settings) -> dict[str, Any]:
     return {
-        "pool_pre_ping": True,
         "pool_size": settings.db_pool_size or DEFAULT_POOL_SIZE,
         "max_overflow": (
             DEFAULT_MAX_OVERFLOW if settings.db_max_overflow is None else settings.db_max_overflow
@@ -113,14 +116,14 @@ def _is_sqlite_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:")
 
 
-def _sqlite_options(url: URL) -> dict[str, Any]:
+def _sqlite_options(url: URL, settings: Settings) -> dict[str, Any]:
     # Handlers run in a thread pool, so a connection is used by more than one thread.
     connect_args = {"check_same_thread": False}
     if _is_sqlite_memory(url):
         # Every connection to `sqlite://` would be a new, empty database: share one.
         return {"connect_args": connect_args, "poolclass": StaticPool}
     # The busy timeout makes writers wait for each other instead of failing.
-    return {"connect_args": connect_args | {"timeout": 15}}
+    return _pool_options(settings) | {"connect_args": connect_args | {"timeout": 15}}
 
 
 def _enable_sqlite_pragmas(engine: Engine, *, in_memory: bool) -> None:

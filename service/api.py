@@ -50,6 +50,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": Message} for code in codes}
 
 
+# 400: a body that is not even JSON text (not UTF-8); FastAPI refuses it before validation.
 router = APIRouter(prefix="/items", tags=["items"], responses=_errors(503))
 json_body = [Depends(require_json)]
 
@@ -59,7 +60,7 @@ json_body = [Depends(require_json)]
     status_code=status.HTTP_201_CREATED,
     response_model=ItemRead,
     dependencies=json_body,
-    responses=_errors(409, 413, 415),
+    responses=_errors(400, 409, 413, 415),
 )
 def create_item(data: ItemCreate, session: SessionDep, response: Response) -> Item:
     item = crud.create_item(session, data)
@@ -90,7 +91,7 @@ def read_item(item: ItemDep) -> Item:
     "/{item_id}",
     response_model=ItemRead,
     dependencies=json_body,
-    responses=_errors(404, 409, 413, 415),
+    responses=_errors(400, 404, 409, 413, 415),
 )
 def replace_item(data: ItemCreate, item: ItemDep, session: SessionDep) -> Item:
     return crud.update_item(session, item, data.model_dump())
@@ -100,7 +101,7 @@ def replace_item(data: ItemCreate, item: ItemDep, session: SessionDep) -> Item:
     "/{item_id}",
     response_model=ItemRead,
     dependencies=json_body,
-    responses=_errors(404, 409, 413, 415),
+    responses=_errors(400, 404, 409, 413, 415),
 )
 def update_item(data: ItemUpdate, item: ItemDep, session: SessionDep) -> Item:
     return crud.update_item(session, item, data.model_dump(exclude_unset=True))

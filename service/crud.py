@@ -1,4 +1,11 @@
-"""Reads and writes of items. Every write commits before it returns."""
+"""Reads and writes of items. Every call ends its transaction before it returns.
+
+Ending reads too gives the pooled connection back inside the worker thread
+that used it. Otherwise it stays checked out while the request waits for a
+thread for its next step (FastAPI validates a sync route's response in the
+thread pool): with every thread blocked waiting for a connection, a full pool
+would deadlock until its timeout.
+"""
 
 from collections.abc import Sequence
 from typing import Any
@@ -11,7 +18,9 @@ from service.schemas import ItemCreate, ItemQuery
 
 
 def get_item(session: Session, item_id: int) -> Item | None:
-    return session.get(Item, item_id)
+    item = session.get(Item, item_id)
+    session.commit()
+    return item
 
 
 def list_items(session: Session, query: ItemQuery) -> Sequence[Item]:
@@ -25,7 +34,9 @@ def list_items(session: Session, query: ItemQuery) -> Sequence[Item]:
     if query.max_price is not None:
         statement = statement.where(Item.price <= query.max_price)
     statement = statement.offset(query.skip).limit(query.limit)
-    return session.scalars(statement).all()
+    items = session.scalars(statement).all()
+    session.commit()
+    return items
 
 
 def create_item(session: Session, data: ItemCreate) -> Item:

@@ -9,6 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc
+from starlette import routing
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,24 @@ async def _unavailable(request: Request, error: Exception) -> JSONResponse:
     return database_unavailable()
 
 
+async def _method_not_allowed(request: Request, error: Exception) -> JSONResponse:
+    # Starlette's Allow names only the first route matching the path; list every method it has.
+    allowed = sorted(
+        method
+        for route in request.app.router.routes
+        if isinstance(route, routing.Route) and route.methods
+        and route.matches(request.scope)[0] != routing.Match.NONE
+        for method in route.methods
+    )  # fmt: skip
+    return JSONResponse(
+        {"detail": "Method Not Allowed"},
+        status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
+        headers={"Allow": ", ".join(allowed)},
+    )
+
+
 def add_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _method_not_allowed)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(exc.IntegrityError, _conflict)
     for error in UNAVAILABLE_ERRORS:

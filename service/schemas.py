@@ -39,6 +39,11 @@ Price = Annotated[
     Decimal,
     Field(ge=0, lt=1_000_000_000, decimal_places=2, allow_inf_nan=False),
     PlainSerializer(float, return_type=float, when_used="json"),
+    # Pydantic documents a Decimal as "number or any string": say what a price is.
+    WithJsonSchema(
+        {"type": "number", "minimum": 0, "exclusiveMaximum": 1_000_000_000, "multipleOf": 0.01},
+        mode="validation",
+    ),
 ]
 
 Timestamp = Annotated[

@@ -6,7 +6,6 @@ are never touched. As root, PostgreSQL runs as the `postgres` system user.
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -15,11 +14,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from servers import free_port
 
 
 def _wait_until_connectable(url: str, seconds: float = 30) -> None:

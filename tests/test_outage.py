@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from conftest import BACKEND
 from private_servers import PrivateMariaDB, PrivatePostgres, private_server
-from test_startup import running_service
+from servers import running_service
 
 pytestmark = pytest.mark.skipif(
     BACKEND == "sqlite", reason="SQLite is a file in the process: there is no server to stop"

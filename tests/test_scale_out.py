@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from test_startup import free_port, running_service, service_env
+from servers import free_port, running_service, service_env
 
 
 def wait_ready(base: str, process: subprocess.Popen[str], seconds: float = 60) -> None:

@@ -1,0 +1,58 @@
+"""A real `python -m service` process on a free port, for tests that need one."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2 as httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def service_env(**variables: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DB_"))}
+    return env | variables
+
+
+@contextmanager
+def running_service(cwd: Path, **variables: str) -> Iterator[tuple[str, list[str]]]:
+    """Start the service, wait until it answers /health, and stop it afterwards.
+
+    Yields its base URL and a list that holds its output once it has stopped.
+    """
+    port = free_port()
+    env = service_env(HOST="127.0.0.1", PORT=str(port), **variables)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.communicate()[0]
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the service did not start within 30 s"
+            time.sleep(0.1)
+        yield base, output
+    finally:
+        process.terminate()
+        output.append(process.communicate(timeout=15)[0])

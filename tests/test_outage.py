@@ -1,6 +1,7 @@
 """A database that goes away and comes back: 503 quickly, recovery without a
 restart, nothing acknowledged lost. Runs a private server it can stop."""
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,10 +9,12 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
-from conftest import BACKEND
+from conftest import BACKEND, settings_for
 from private_servers import PrivateMariaDB, PrivatePostgres, private_server
 from servers import running_service
+from service.app import create_app
 
 pytestmark = pytest.mark.skipif(
     BACKEND == "sqlite", reason="SQLite is a file in the process: there is no server to stop"
@@ -83,3 +86,21 @@ def test_outage_is_503_and_the_service_recovers_by_itself(
         assert httpx.post(f"{base}/items/", json={"name": "after", "price": 1}).status_code == 201
         print(f"\n{BACKEND} outage: " + "; ".join(during))
         print(f"{BACKEND} recovered {recovery:.2f}s after the server was back")
+
+
+def test_a_host_that_never_answers_is_503_within_the_connect_timeout() -> None:
+    # The kernel completes the TCP handshake for a listening socket nobody
+    # accepts from, so only the driver's connect timeout can end the wait.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        scheme, user = ("postgresql", "postgres") if BACKEND == "postgresql" else ("mysql", "root")
+        url = f"{scheme}://{user}@127.0.0.1:{port}/items"
+        settings = settings_for(url, db_connect_timeout=CONNECT_TIMEOUT)
+        with TestClient(create_app(settings)) as client:
+            started = time.monotonic()
+            response = client.get("/items/")
+            elapsed = time.monotonic() - started
+    assert (response.status_code, response.json()) == (503, {"detail": "Database unavailable"})
+    assert elapsed < CONNECT_TIMEOUT + 1.5, elapsed

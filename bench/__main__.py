@@ -13,11 +13,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from bench import servers, wrk
-from bench.databases import BACKENDS, SEARCH_TERM, engine_for, fresh_database, seed
-from service.models import Item
+from bench.databases import BACKENDS, SEARCH_TERM, fresh_database, seed, seeded_ids
 
 _STATUS = re.compile(rb'" (\d{3}) ')
 
@@ -65,17 +62,6 @@ def table(title: str, results: dict[str, tuple[wrk.Result, Counter[str]]], floor
         for floor in floors.values():
             cells.append(f"{result.requests_per_second / floor[name][0].requests_per_second:.3f}")
         print("| " + " | ".join(cells) + " |")
-
-
-def seeded_ids(url: str) -> tuple[int, int]:
-    engine = engine_for(url)
-    try:
-        with engine.connect() as connection:
-            query = sa.select(sa.func.min(Item.id), sa.func.max(Item.id))
-            first, last = connection.execute(query).one()
-    finally:
-        engine.dispose()
-    return first, last
 
 
 def main() -> None:

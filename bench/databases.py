@@ -86,3 +86,14 @@ def seed(url: str, count: int) -> None:
                 connection.exec_driver_sql("ANALYZE items")
     finally:
         engine.dispose()
+
+
+def seeded_ids(url: str) -> tuple[int, int]:
+    engine = engine_for(url)
+    try:
+        with engine.connect() as connection:
+            query = sa.select(sa.func.min(Item.id), sa.func.max(Item.id))
+            first, last = connection.execute(query).one()
+    finally:
+        engine.dispose()
+    return first, last

@@ -79,11 +79,11 @@ def measure_backend(backend: str, args: argparse.Namespace, log: Path) -> dict[s
 
 def plot(results: dict[str, dict], path: Path) -> None:
     figure, axes = pyplot.subplots(figsize=(8, 5))
-    for backend, result in results.items():
+    for colour, (backend, result) in enumerate(results.items()):
         for method, style in (("after_id", "-o"), ("skip", "--s")):
-            axes.plot(
-                result["depths"], result["paging"][method], style, label=f"{backend} {method}"
-            )
+            times = result["paging"][method]
+            label = f"{backend} {method}"
+            axes.plot(result["depths"], times, style, color=f"C{colour}", label=label)
     axes.set_xlabel("depth (rows before the page)")
     axes.set_ylabel("latency of GET /items/?limit=100, median ms")
     axes.set_yscale("log")

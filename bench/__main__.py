@@ -1,0 +1,108 @@
+"""`python -m bench`: load on each endpoint of the service, side by side with a bare-FastAPI floor.
+
+Run from the repository root, e.g. `python -m bench --backend all --items 10000 --duration 10`.
+"""
+
+import argparse
+import platform
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import servers, wrk
+from bench.databases import BACKENDS, SEARCH_TERM, fresh_database, seed, seeded_ids
+
+_STATUS = re.compile(rb'" (\d{3}) ')
+
+
+def statuses_since(log: Path, offset: int) -> tuple[Counter[str], int]:
+    """Status codes in the server's access log written after `offset` bytes, and the new offset."""
+    data = log.read_bytes()
+    return Counter(code.decode() for code in _STATUS.findall(data[offset:])), len(data)
+
+
+def measure(
+    base: str, values: dict[str, str], args: argparse.Namespace, log: Path
+) -> dict[str, tuple[wrk.Result, Counter[str]]]:
+    results = {}
+    for endpoint in wrk.ENDPOINTS:
+        offset = log.stat().st_size
+        result, _report = wrk.run(base, endpoint, values, args.duration, args.connections)
+        codes, _ = statuses_since(log, offset)
+        results[endpoint.name] = (result, codes)
+        print(f"  {endpoint.name}: {result.requests_per_second:.0f} req/s", file=sys.stderr)
+    return results
+
+
+def other_statuses(codes: Counter[str]) -> str:
+    odd = {code: count for code, count in sorted(codes.items()) if not code.startswith("2")}
+    return ", ".join(f"{count}×{code}" for code, count in odd.items()) or "-"
+
+
+def table(title: str, results: dict[str, tuple[wrk.Result, Counter[str]]], floors: dict) -> None:
+    print(f"\n### {title}\n")
+    heads = ["endpoint", "req/s", "p50 ms", "p99 ms", "non-2xx", "statuses", "sock err"]
+    heads += [f"× floor {name}" for name in floors]
+    print("| " + " | ".join(heads) + " |")
+    print("|" + "---|" * len(heads))
+    for name, (result, codes) in results.items():
+        cells = [
+            name,
+            f"{result.requests_per_second:.0f}",
+            f"{result.p50_ms:.2f}",
+            f"{result.p99_ms:.2f}",
+            str(result.non_2xx),
+            other_statuses(codes),
+            str(result.socket_errors),
+        ]
+        for floor in floors.values():
+            cells.append(f"{result.requests_per_second / floor[name][0].requests_per_second:.3f}")
+        print("| " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--backend", choices=(*BACKENDS, "all"), default="sqlite")
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint")
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    backends = BACKENDS if args.backend == "all" else (args.backend,)
+    logs = Path(tempfile.mkdtemp(prefix="items_bench_logs_"))
+    print(f"server logs in {logs}", file=sys.stderr)
+
+    print(f"## python -m bench {' '.join(sys.argv[1:])}\n")
+    print(
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, 2 cores; "
+        f"wrk -t2 -c{args.connections} -d{args.duration}s; {args.items} seeded items; "
+        f"q={SEARCH_TERM!r} matches one item in ten."
+    )
+    values = {"first": "1", "last": str(args.items), "q": SEARCH_TERM}
+    floors = {}
+    for name, start in (("a", servers.floor_tutorial), ("b", servers.floor_service_settings)):
+        print(f"floor {name}", file=sys.stderr)
+        log = logs / f"floor_{name}.log"
+        with start(log) as base:
+            floors[name] = measure(base, values, args, log)
+    table("floor a: `uvicorn bench.floor:app`, tutorial defaults", floors["a"], {})
+    table("floor b: the floor app under `python -m service`'s uvicorn settings", floors["b"], {})
+
+    for backend in backends:
+        print(backend, file=sys.stderr)
+        log = logs / f"service_{backend}.log"
+        with fresh_database(backend) as url, servers.service(url, log) as base:
+            started = time.monotonic()
+            seed(url, args.items)
+            seconds = time.monotonic() - started
+            first, last = seeded_ids(url)
+            values = {"first": str(first), "last": str(last), "q": SEARCH_TERM}
+            results = measure(base, values, args, log)
+        table(f"{backend} (seeded {args.items} items in {seconds:.1f} s)", results, floors)
+
+
+if __name__ == "__main__":
+    main()

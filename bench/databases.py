@@ -1,0 +1,99 @@
+"""Fresh databases for a benchmark run, and fast seeding through the service's own models."""
+
+import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from service.database import create_engine, parse_database_url
+from service.models import Item, fold_case
+from service.settings import Settings
+
+BACKENDS = ("sqlite", "postgresql", "mysql")
+SERVERS = {
+    "postgresql": "postgresql://postgres@127.0.0.1:5432/postgres",
+    "mysql": "mysql://root@127.0.0.1:3306/",
+}
+# Names mix ten adjectives, so a search for one of them matches one item in ten.
+ADJECTIVES = ("Red", "Blue", "Green", "Heavy", "Light", "Small", "Large", "Smart", "Old", "New")
+NOUNS = ("Widget", "Gadget", "Bolt", "Lamp", "Chair", "Table", "Cable")
+SEARCH_TERM = "blue"
+BATCH = 10_000
+
+
+@contextmanager
+def fresh_database(backend: str) -> Iterator[str]:
+    """Yield the URL of a new, empty database (items_bench_<random>); drop it afterwards."""
+    name = f"items_bench_{secrets.token_hex(4)}"
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix=name) as directory:
+            yield f"sqlite:///{Path(directory) / 'items.db'}"
+        return
+    server = parse_database_url(SERVERS[backend])
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    charset = " CHARACTER SET utf8mb4" if backend == "mysql" else ""
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"CREATE DATABASE {name}{charset}")
+        try:
+            yield server.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                if backend == "postgresql":
+                    connection.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+                else:
+                    connection.exec_driver_sql(f"DROP DATABASE {name}")
+    finally:
+        admin.dispose()
+
+
+def engine_for(url: str) -> Engine:
+    return create_engine(parse_database_url(url), Settings(database_url=url))
+
+
+def item_row(number: int, now: datetime) -> dict[str, object]:
+    name = f"{ADJECTIVES[number % 10]} {NOUNS[number % 7]} {number}"
+    return {
+        "name": name,
+        "name_folded": fold_case(name),
+        "description": f"Benchmark item number {number}",
+        "price": Decimal(number % 100_000) / 100,
+        "sku": f"BENCH-{number}",
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def seed(url: str, count: int) -> None:
+    """Insert `count` items, in batches of executemany, each batch its own transaction."""
+    engine = engine_for(url)
+    insert = sa.insert(Item.__table__)
+    now = datetime.now(UTC)
+    try:
+        for start in range(0, count, BATCH):
+            rows = [item_row(n, now) for n in range(start, min(start + BATCH, count))]
+            with engine.begin() as connection:
+                connection.execute(insert, rows)
+        if engine.dialect.name == "postgresql":
+            # Autovacuum would do this soon after a bulk load; do not wait for it.
+            with engine.begin() as connection:
+                connection.exec_driver_sql("ANALYZE items")
+    finally:
+        engine.dispose()
+
+
+def seeded_ids(url: str) -> tuple[int, int]:
+    engine = engine_for(url)
+    try:
+        with engine.connect() as connection:
+            query = sa.select(sa.func.min(Item.id), sa.func.max(Item.id))
+            first, last = connection.execute(query).one()
+    finally:
+        engine.dispose()
+    return first, last

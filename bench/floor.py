@@ -1,0 +1,104 @@
+"""The floor: the same endpoints and JSON shapes as the service, without a database.
+
+Served two ways: `uvicorn bench.floor:app` (floor a, tutorial defaults) and
+`python -m bench.floor` (floor b, whatever server settings `python -m service` uses).
+"""
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+from unittest import mock
+
+import uvicorn
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+
+class ItemIn(BaseModel):
+    name: str
+    description: str | None = None
+    price: float
+    sku: str | None = None
+
+
+class ItemPatch(BaseModel):
+    name: str | None = None
+    description: str | None = None
+    price: float | None = None
+    sku: str | None = None
+
+
+class ItemOut(BaseModel):
+    id: int
+    name: str
+    description: str | None
+    price: float
+    sku: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+NOW = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
+
+
+def _item(number: int) -> dict[str, Any]:
+    return {
+        "id": number,
+        "name": f"Blue Widget {number}",
+        "description": f"Benchmark item number {number}",
+        "price": 19.99,
+        "sku": f"BENCH-{number}",
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+
+
+ITEM = _item(1)
+PAGE = [_item(n) for n in range(1, 101)]
+
+app = FastAPI()
+
+
+@app.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/items/", response_model=list[ItemOut])
+def list_items(skip: int = 0, limit: int = 100, q: str | None = None) -> Any:
+    return PAGE
+
+
+@app.get("/items/{item_id}", response_model=ItemOut)
+def read_item(item_id: int) -> Any:
+    return ITEM
+
+
+@app.post("/items/", response_model=ItemOut, status_code=201)
+def create_item(item: ItemIn) -> Any:
+    return ITEM
+
+
+@app.patch("/items/{item_id}", response_model=ItemOut)
+def update_item(item_id: int, item: ItemPatch) -> Any:
+    return ITEM
+
+
+def service_server_settings() -> dict[str, Any]:
+    """The keyword arguments `python -m service` passes to uvicorn.run, read by running it."""
+    from service import __main__ as service_main
+
+    env = {"DATABASE_URL": "sqlite://", "MIGRATE_ON_START": "false"}
+    with mock.patch.dict(os.environ, env), mock.patch.object(uvicorn, "run") as run:
+        service_main.main()
+    return dict(run.call_args.kwargs)
+
+
+def main() -> None:
+    settings = service_server_settings()
+    settings.pop("factory", None)
+    uvicorn.run("bench.floor:app", **settings)
+
+
+if __name__ == "__main__":
+    main()

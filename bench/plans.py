@@ -1,0 +1,55 @@
+"""Query plans of the SQL the service really sends for a listing, on each backend."""
+
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from service import crud
+from service.schemas import ItemQuery
+
+_EXPLAIN = {"sqlite": "EXPLAIN QUERY PLAN ", "postgresql": "EXPLAIN ", "mysql": "EXPLAIN "}
+
+
+def queries(depth: int, term: str) -> dict[str, ItemQuery]:
+    return {
+        f"after_id at depth {depth}": ItemQuery(after_id=depth, limit=100),
+        f"skip {depth}": ItemQuery(skip=depth, limit=100),
+        f"q={term!r}": ItemQuery(q=term, limit=100),
+        "q='no such name'": ItemQuery(q="no such name", limit=100),
+        "min_price=10&max_price=10.5": ItemQuery(
+            min_price=Decimal("10"), max_price=Decimal("10.5"), limit=100
+        ),
+    }
+
+
+def captured_sql(engine: Engine, query: ItemQuery) -> tuple[str, Any]:
+    """The statement and parameters `crud.list_items` sends to the driver."""
+    sent: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with Session(engine) as session:
+            crud.list_items(session, query)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    return sent[-1]
+
+
+def explain(engine: Engine, depth: int, term: str) -> str:
+    prefix = _EXPLAIN["mysql" if engine.dialect.name == "mariadb" else engine.dialect.name]
+    lines = []
+    for title, query in queries(depth, term).items():
+        statement, parameters = captured_sql(engine, query)
+        with engine.connect() as connection:
+            result = connection.exec_driver_sql(prefix + statement, parameters)
+            rows = [" | ".join(map(str, row)) for row in result]
+            heads = " | ".join(result.keys())
+        lines += [f"-- {title}", " ".join(statement.split()), f"   parameters: {parameters}"]
+        lines += [f"   {heads}", *(f"   {row}" for row in rows), ""]
+    return "\n".join(lines)

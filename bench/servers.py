@@ -1,0 +1,84 @@
+"""Servers under test, each a subprocess on a free port of 127.0.0.1."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"no answer from {url} within {timeout} s")
+
+
+@contextmanager
+def serve(command: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[str]:
+    """Run `command` (which must listen on `port`) and yield its base URL; stop it afterwards.
+
+    The server's output, access log included, goes to `log`, as it would to a file in production.
+    """
+    base = f"http://127.0.0.1:{port}"
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=os.environ | env, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_until_up(f"{base}/health", process)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def service(database_url: str, log: Path) -> AbstractContextManager[str]:
+    """`python -m service` as users run it: migrating on start, one worker."""
+    port = free_port()
+    env = {
+        "DATABASE_URL": database_url,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "MIGRATE_ON_START": "true",
+        "WEB_CONCURRENCY": "1",
+    }
+    return serve([sys.executable, "-m", "service"], env, port, log)
+
+
+def floor_tutorial(log: Path) -> AbstractContextManager[str]:
+    """Floor (a): the bare app under the plain `uvicorn` command, all defaults."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "bench.floor:app", "--port", str(port)]
+    return serve(command, {}, port, log)
+
+
+def floor_service_settings(log: Path) -> AbstractContextManager[str]:
+    """Floor (b): the bare app under the server settings `python -m service` uses."""
+    port = free_port()
+    env = {"PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "1"}
+    return serve([sys.executable, "-m", "bench.floor"], env, port, log)

@@ -1,0 +1,76 @@
+"""Load with wrk, and the numbers read back from its report."""
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+LUA = Path(__file__).resolve().parent / "lua"
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+@dataclass
+class Endpoint:
+    name: str
+    path: str
+    script: str | None = None
+    # wrk passes these to the script's init(); "{first}" and "{last}" are the seeded ids.
+    args: tuple[str, ...] = ()
+
+
+ENDPOINTS = (
+    Endpoint("get-one", "/items/1", "get_one.lua", ("{first}", "{last}")),
+    Endpoint("list-100", "/items/?limit=100"),
+    Endpoint("search", "/items/?q={q}&limit=100"),
+    Endpoint("create", "/items/", "create.lua"),
+    Endpoint("patch", "/items/1", "patch.lua", ("{first}", "{last}")),
+)
+
+
+@dataclass
+class Result:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    socket_errors: int
+
+
+def _milliseconds(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def parse(report: str) -> Result:
+    def find(pattern: str) -> str:
+        match = re.search(pattern, report)
+        if match is None:
+            raise ValueError(f"wrk report without {pattern!r}:\n{report}")
+        return match.group(1)
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", report)
+    socket = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", report
+    )
+    return Result(
+        requests_per_second=float(find(r"Requests/sec:\s+([\d.]+)")),
+        p50_ms=_milliseconds(find(r"\n\s+50%\s+(\S+)")),
+        p99_ms=_milliseconds(find(r"\n\s+99%\s+(\S+)")),
+        requests=int(find(r"(\d+) requests in")),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=sum(map(int, socket.groups())) if socket else 0,
+    )
+
+
+def run(
+    base: str, endpoint: Endpoint, values: dict[str, str], duration: int, connections: int
+) -> tuple[Result, str]:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
+    if endpoint.script:
+        command += ["-s", str(LUA / endpoint.script)]
+    command.append(base + endpoint.path.format(**values))
+    if endpoint.args:
+        command += ["--", *(arg.format(**values) for arg in endpoint.args)]
+    report = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return parse(report), report

@@ -1,40 +1,55 @@
-"""The HTTP routes: each resolves its inputs through dependencies and makes one crud call."""
+"""The HTTP routes: each resolves its inputs through dependencies and makes one crud call.
 
-from collections.abc import Iterator, Sequence
+Handlers are `async`: the only blocking work, the database call, goes to the
+thread pool in a single hop, and the response body is rendered once, straight
+to JSON bytes.
+"""
+
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from service import crud
-from service.models import Item
-from service.schemas import ItemCreate, ItemQuery, ItemRead, ItemUpdate, Message
+from service.crud import ItemValues, Sessions
+from service.schemas import (
+    ItemCreate,
+    ItemQuery,
+    ItemRead,
+    ItemUpdate,
+    Message,
+    item_json,
+    items_json,
+)
 
 # Ids are 32-bit on every backend; a larger one cannot exist.
 MAX_ID = 2**31 - 1
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.sessionmaker() as session:
-        yield session
+async def get_sessions(request: Request) -> Sessions:
+    return request.app.state.sessionmaker  # type: ignore[no-any-return]
 
 
-# scope="function": the session, and its pooled connection, are released as soon
-# as the handler returns, not after the response has been sent to a slow client.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SessionsDep = Annotated[Sessions, Depends(get_sessions)]
 
 
-def get_item_or_404(item_id: int, session: SessionDep) -> Item:
-    item = crud.get_item(session, item_id) if 0 < item_id <= MAX_ID else None
+def not_found() -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail="Item not found")
+
+
+async def get_item_or_404(item_id: int, sessions: SessionsDep) -> ItemValues:
+    if not 0 < item_id <= MAX_ID:
+        raise not_found()
+    item = await run_in_threadpool(crud.get_item, sessions, item_id)
     if item is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Item not found")
+        raise not_found()
     return item
 
 
-ItemDep = Annotated[Item, Depends(get_item_or_404, scope="function")]
+ItemDep = Annotated[ItemValues, Depends(get_item_or_404)]
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     content_type = request.headers.get("content-type", "")
     media_type = content_type.partition(";")[0].strip().lower()
     if media_type != "application/json" and not (
@@ -46,12 +61,18 @@ def require_json(request: Request) -> None:
         )
 
 
+def json_response(
+    body: bytes, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(body, status_code, headers, media_type="application/json")
+
+
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": Message} for code in codes}
 
 
-# 400: a body that is not even JSON text (not UTF-8); FastAPI refuses it before validation.
 router = APIRouter(prefix="/items", tags=["items"], responses=_errors(503))
+# 400: a body that is not even JSON text (not UTF-8); FastAPI refuses it before validation.
 json_body = [Depends(require_json)]
 
 
@@ -62,29 +83,36 @@ json_body = [Depends(require_json)]
     dependencies=json_body,
     responses=_errors(400, 409, 413, 415),
 )
-def create_item(data: ItemCreate, session: SessionDep, response: Response) -> Item:
-    item = crud.create_item(session, data)
-    response.headers["Location"] = f"/items/{item.id}"
-    return item
+async def create_item(data: ItemCreate, sessions: SessionsDep) -> Response:
+    item = await run_in_threadpool(crud.create_item, sessions, data)
+    return json_response(item_json(item), 201, {"Location": f"/items/{item['id']}"})
 
 
 @router.get("/", response_model=list[ItemRead])
-def list_items(
-    query: Annotated[ItemQuery, Query()], session: SessionDep, request: Request, response: Response
-) -> Sequence[Item]:
-    items = crud.list_items(session, query)
+async def list_items(
+    query: Annotated[ItemQuery, Query()], sessions: SessionsDep, request: Request
+) -> Response:
+    items = await run_in_threadpool(crud.list_items, sessions, query)
+    headers = {}
     if len(items) == query.limit:
         # Keyset paging: the same filters, continuing after the last id returned.
         next_url = request.url.remove_query_params("skip").include_query_params(
-            after_id=items[-1].id
+            after_id=items[-1]["id"]
         )
-        response.headers["Link"] = f'<{next_url}>; rel="next"'
-    return items
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    return json_response(items_json(items), headers=headers)
 
 
 @router.get("/{item_id}", response_model=ItemRead, responses=_errors(404))
-def read_item(item: ItemDep) -> Item:
-    return item
+async def read_item(item: ItemDep) -> Response:
+    return json_response(item_json(item))
+
+
+async def _update(sessions: Sessions, item: ItemValues, changes: ItemValues) -> Response:
+    updated = await run_in_threadpool(crud.update_item, sessions, item, changes)
+    if updated is None:
+        raise not_found()
+    return json_response(item_json(updated))
 
 
 @router.put(
@@ -93,8 +121,8 @@ def read_item(item: ItemDep) -> Item:
     dependencies=json_body,
     responses=_errors(400, 404, 409, 413, 415),
 )
-def replace_item(data: ItemCreate, item: ItemDep, session: SessionDep) -> Item:
-    return crud.update_item(session, item, data.model_dump())
+async def replace_item(data: ItemCreate, item: ItemDep, sessions: SessionsDep) -> Response:
+    return await _update(sessions, item, data.model_dump())
 
 
 @router.patch(
@@ -103,10 +131,12 @@ def replace_item(data: ItemCreate, item: ItemDep, session: SessionDep) -> Item:
     dependencies=json_body,
     responses=_errors(400, 404, 409, 413, 415),
 )
-def update_item(data: ItemUpdate, item: ItemDep, session: SessionDep) -> Item:
-    return crud.update_item(session, item, data.model_dump(exclude_unset=True))
+async def update_item(data: ItemUpdate, item: ItemDep, sessions: SessionsDep) -> Response:
+    return await _update(sessions, item, data.model_dump(exclude_unset=True))
 
 
 @router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_errors(404))
-def delete_item(item: ItemDep, session: SessionDep) -> None:
-    crud.delete_item(session, item)
+async def delete_item(item: ItemDep, sessions: SessionsDep) -> Response:
+    if not await run_in_threadpool(crud.delete_item, sessions, item["id"]):
+        raise not_found()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from service.column_types import ExactString, UTCDateTime
 
@@ -51,16 +51,11 @@ class Item(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
-    # Case-folded copy of `name` that `q` searches with a plain LIKE, so that
-    # case-insensitivity does not depend on each backend's collation or locale.
+    # Case-folded copy of `name` (crud keeps it in step) that `q` searches with a
+    # plain LIKE, so case-insensitivity does not depend on collations or locales.
     name_folded: Mapped[str] = mapped_column(sa.String(NAME_FOLDED_LENGTH))
     description: Mapped[str | None] = mapped_column(sa.String(DESCRIPTION_LENGTH))
     price: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2))
     sku: Mapped[str | None] = mapped_column(ExactString(SKU_LENGTH), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-    @validates("name")
-    def _keep_name_folded(self, _key: str, name: str) -> str:
-        self.name_folded = fold_case(name)
-        return name

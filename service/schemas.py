@@ -1,14 +1,14 @@
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     PlainSerializer,
     StringConstraints,
+    TypeAdapter,
     WithJsonSchema,
 )
 
@@ -73,8 +73,6 @@ class ItemUpdate(BaseModel):
 
 
 class ItemRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     id: int
     name: str
     description: str | None
@@ -110,3 +108,16 @@ class Readiness(BaseModel):
     status: str
     database: str
     revision: str | None
+
+
+_ITEM = TypeAdapter(ItemRead)
+_ITEMS = TypeAdapter(list[ItemRead])
+
+
+def item_json(item: dict[str, Any]) -> bytes:
+    """The item as the JSON body of a response, validated once, encoded in Rust."""
+    return _ITEM.dump_json(_ITEM.validate_python(item))
+
+
+def items_json(items: list[dict[str, Any]]) -> bytes:
+    return _ITEMS.dump_json(_ITEMS.validate_python(items))

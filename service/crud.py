@@ -1,8 +1,9 @@
 """Reads and writes of items, in SQLAlchemy Core.
 
-Each call is one short transaction on its own session, so the pooled
-connection is back in the pool before the response is rendered, however slow
-the client. Items travel as plain dicts of the columns a response shows.
+Each call is one statement on its own session, committed by itself (the
+service's engine autocommits), so the pooled connection is back in the pool
+before the response is rendered, however slow the client. Items travel as
+plain dicts of the columns a response shows.
 """
 
 from typing import Any, cast
@@ -56,7 +57,7 @@ def list_items(sessions: Sessions, query: ItemQuery) -> list[ItemValues]:
 def create_item(sessions: Sessions, data: ItemCreate) -> ItemValues:
     now = utcnow()
     values = data.model_dump() | {"created_at": now, "updated_at": now}
-    with sessions.begin() as session:
+    with sessions() as session:
         result = session.execute(sa.insert(items).values(_stored(values)))
         (item_id,) = cast(sa.CursorResult[Any], result).inserted_primary_key  # type: ignore[misc]
     return {"id": item_id} | values
@@ -71,14 +72,14 @@ def update_item(sessions: Sessions, item: ItemValues, changes: ItemValues) -> It
         return item
     changes = changes | {"updated_at": utcnow()}
     statement = sa.update(items).where(items.c.id == item["id"]).values(_stored(changes))
-    with sessions.begin() as session:
+    with sessions() as session:
         if _rowcount(session.execute(statement)) == 0:
             return None
     return item | changes
 
 
 def delete_item(sessions: Sessions, item_id: int) -> bool:
-    with sessions.begin() as session:
+    with sessions() as session:
         return _rowcount(session.execute(sa.delete(items).where(items.c.id == item_id))) > 0
 
 

@@ -70,7 +70,13 @@ def safe_url(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def create_engine(url: URL, settings: Settings) -> Engine:
+def create_engine(url: URL, settings: Settings, *, autocommit: bool = False) -> Engine:
+    """The engine for `url`, with what its backend needs.
+
+    `autocommit=True` is for the service, whose every write is one statement:
+    each statement commits by itself, so no request pays for BEGIN and
+    COMMIT or ROLLBACK round trips. Migrations keep real transactions.
+    """
     backend = url.get_backend_name()
     if backend == "sqlite":
         options = _sqlite_options(url, settings)
@@ -91,6 +97,9 @@ def create_engine(url: URL, settings: Settings) -> Engine:
                 "init_command": "SET SESSION sql_mode = 'TRADITIONAL,NO_ENGINE_SUBSTITUTION'",
             },
         }
+    if autocommit:
+        # Nothing is ever left open to roll back when a connection returns.
+        options |= {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
     try:
         engine = sa.create_engine(url, echo=settings.db_echo, **options)
     except ImportError:

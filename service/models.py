@@ -55,7 +55,7 @@ class Item(Base):
     # plain LIKE, so case-insensitivity does not depend on collations or locales.
     name_folded: Mapped[str] = mapped_column(sa.String(NAME_FOLDED_LENGTH))
     description: Mapped[str | None] = mapped_column(sa.String(DESCRIPTION_LENGTH))
-    price: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2))
+    price: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2), index=True)
     sku: Mapped[str | None] = mapped_column(ExactString(SKU_LENGTH), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -23,6 +23,20 @@ def service_env(**variables: str) -> dict[str, str]:
     return env | variables
 
 
+def wait_until_answers(url: str, process: subprocess.Popen[str], seconds: float = 60) -> None:
+    """Poll `url` until it answers 200; fail if the process exits or time runs out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"no answer from {url} within {seconds} s"
+        time.sleep(0.1)
+
+
 @contextmanager
 def running_service(cwd: Path, **variables: str) -> Iterator[tuple[str, list[str]]]:
     """Start the service, wait until it answers /health, and stop it afterwards.
@@ -42,16 +56,7 @@ def running_service(cwd: Path, **variables: str) -> Iterator[tuple[str, list[str
     base = f"http://127.0.0.1:{port}"
     output: list[str] = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.communicate()[0]
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the service did not start within 30 s"
-            time.sleep(0.1)
+        wait_until_answers(f"{base}/health", process)
         yield base, output
     finally:
         process.terminate()

@@ -4,25 +4,11 @@ processes (WEB_CONCURRENCY) share the database."""
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx2 as httpx
 
-from servers import free_port, running_service, service_env
-
-
-def wait_ready(base: str, process: subprocess.Popen[str], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        assert process.poll() is None, process.communicate()[0]
-        try:
-            if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "not ready in time"
-        time.sleep(0.1)
+from servers import free_port, running_service, service_env, wait_until_answers
 
 
 def test_processes_starting_together_migrate_once(tmp_path: Path, empty_database: str) -> None:
@@ -40,7 +26,7 @@ def test_processes_starting_together_migrate_once(tmp_path: Path, empty_database
     ]
     try:
         for port, process in zip(ports, processes, strict=True):
-            wait_ready(f"http://127.0.0.1:{port}", process)
+            wait_until_answers(f"http://127.0.0.1:{port}/health/ready", process)
         created = httpx.post(f"http://127.0.0.1:{ports[0]}/items/", json={"name": "a", "price": 1})
         for port in ports:
             assert httpx.get(f"http://127.0.0.1:{port}/items/").json() == [created.json()]

@@ -150,7 +150,7 @@ def main() -> int:
     reference = transcripts["sqlite"]
     print(f"{len(REQUESTS)} requests per backend")
     differences = 0
-    for backend, lines in transcripts.items():
+    for backend, lines in list(transcripts.items())[1:]:
         diff = list(difflib.unified_diff(reference, lines, "sqlite", backend, lineterm="", n=0))
         differences += len(diff)
         print(f"{backend}: {'identical to sqlite' if not diff else 'DIFFERS'}")

@@ -36,8 +36,8 @@ def test_ready_names_the_backend_and_revision(client: TestClient) -> None:
     body = response.json()
     expected = {"sqlite": {"sqlite"}, "postgresql": {"postgresql"}, "mysql": {"mysql", "mariadb"}}
     assert body["database"] in expected[BACKEND]
-    assert body == {"status": "ok", "database": body["database"], "revision": "0006"}
-    assert migrations.head_revision() == "0006"
+    assert body == {"status": "ok", "database": body["database"], "revision": "0007"}
+    assert migrations.head_revision() == "0007"
 
 
 def test_health_does_not_touch_the_database(unreachable_client: TestClient) -> None:
@@ -63,13 +63,13 @@ def test_schema_behind_the_newest_revision_is_not_ready(empty_database: str) -> 
     engine = create_engine(parse_database_url(empty_database), settings_for(empty_database))
     config = migrations.alembic_config()
     config.attributes["connection"] = engine
-    command.upgrade(config, "0005")
+    command.upgrade(config, "0006")
     engine.dispose()
     app = create_app(settings_for(empty_database, migrate_on_start=False))
     with TestClient(app) as client:
         response = client.get("/health/ready")
     assert response.status_code == 503
-    assert "0005" in response.json()["detail"] and "0006" in response.json()["detail"]
+    assert "0006" in response.json()["detail"] and "0007" in response.json()["detail"]
 
 
 def test_missing_schema_is_503_not_500(empty_database: str) -> None:

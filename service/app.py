@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(url, settings, autocommit=True)
         app.state.engine = engine
-        app.state.sessionmaker = sessionmaker(engine, expire_on_commit=False)
+        app.state.sessionmaker = sessionmaker(engine)
         app.state.head_revision = head_revision()
         try:
             yield

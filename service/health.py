@@ -10,7 +10,7 @@ router = APIRouter(prefix="/health", tags=["health"])
 
 
 @router.get("", response_model=Status)
-def health() -> Status:
+async def health() -> Status:
     """The process is up. Does not touch the database."""
     return Status(status="ok")
 

@@ -5,7 +5,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import sessionmaker
 
 from service import crud
 from service.schemas import ItemQuery
@@ -34,7 +33,7 @@ def captured_sql(engine: Engine, query: ItemQuery) -> tuple[str, Any]:
 
     sa.event.listen(engine, "before_cursor_execute", capture)
     try:
-        crud.list_items(sessionmaker(engine), query)
+        crud.list_items(engine, query)
     finally:
         sa.event.remove(engine, "before_cursor_execute", capture)
     return sent[-1]

@@ -8,10 +8,11 @@ to JSON bytes.
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from service import crud
-from service.crud import ItemValues, Sessions
+from service.crud import ItemValues
 from service.schemas import (
     ItemCreate,
     ItemQuery,
@@ -26,21 +27,21 @@ from service.schemas import (
 MAX_ID = 2**31 - 1
 
 
-async def get_sessions(request: Request) -> Sessions:
-    return request.app.state.sessionmaker  # type: ignore[no-any-return]
+async def get_engine(request: Request) -> Engine:
+    return request.app.state.engine  # type: ignore[no-any-return]
 
 
-SessionsDep = Annotated[Sessions, Depends(get_sessions)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def not_found() -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail="Item not found")
 
 
-async def get_item_or_404(item_id: int, sessions: SessionsDep) -> ItemValues:
+async def get_item_or_404(item_id: int, engine: EngineDep) -> ItemValues:
     if not 0 < item_id <= MAX_ID:
         raise not_found()
-    item = await run_in_threadpool(crud.get_item, sessions, item_id)
+    item = await run_in_threadpool(crud.get_item, engine, item_id)
     if item is None:
         raise not_found()
     return item
@@ -83,16 +84,16 @@ json_body = [Depends(require_json)]
     dependencies=json_body,
     responses=_errors(400, 409, 413, 415),
 )
-async def create_item(data: ItemCreate, sessions: SessionsDep) -> Response:
-    item = await run_in_threadpool(crud.create_item, sessions, data)
+async def create_item(data: ItemCreate, engine: EngineDep) -> Response:
+    item = await run_in_threadpool(crud.create_item, engine, data)
     return json_response(item_json(item), 201, {"Location": f"/items/{item['id']}"})
 
 
 @router.get("/", response_model=list[ItemRead])
 async def list_items(
-    query: Annotated[ItemQuery, Query()], sessions: SessionsDep, request: Request
+    query: Annotated[ItemQuery, Query()], engine: EngineDep, request: Request
 ) -> Response:
-    items = await run_in_threadpool(crud.list_items, sessions, query)
+    items = await run_in_threadpool(crud.list_items, engine, query)
     headers = {}
     if len(items) == query.limit:
         # Keyset paging: the same filters, continuing after the last id returned.
@@ -108,8 +109,8 @@ async def read_item(item: ItemDep) -> Response:
     return json_response(item_json(item))
 
 
-async def _update(sessions: Sessions, item: ItemValues, changes: ItemValues) -> Response:
-    updated = await run_in_threadpool(crud.update_item, sessions, item, changes)
+async def _update(engine: Engine, item: ItemValues, changes: ItemValues) -> Response:
+    updated = await run_in_threadpool(crud.update_item, engine, item, changes)
     if updated is None:
         raise not_found()
     return json_response(item_json(updated))
@@ -121,8 +122,8 @@ async def _update(sessions: Sessions, item: ItemValues, changes: ItemValues) -> 
     dependencies=json_body,
     responses=_errors(400, 404, 409, 413, 415),
 )
-async def replace_item(data: ItemCreate, item: ItemDep, sessions: SessionsDep) -> Response:
-    return await _update(sessions, item, data.model_dump())
+async def replace_item(data: ItemCreate, item: ItemDep, engine: EngineDep) -> Response:
+    return await _update(engine, item, data.model_dump())
 
 
 @router.patch(
@@ -131,12 +132,12 @@ async def replace_item(data: ItemCreate, item: ItemDep, sessions: SessionsDep) -
     dependencies=json_body,
     responses=_errors(400, 404, 409, 413, 415),
 )
-async def update_item(data: ItemUpdate, item: ItemDep, sessions: SessionsDep) -> Response:
-    return await _update(sessions, item, data.model_dump(exclude_unset=True))
+async def update_item(data: ItemUpdate, item: ItemDep, engine: EngineDep) -> Response:
+    return await _update(engine, item, data.model_dump(exclude_unset=True))
 
 
 @router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_errors(404))
-async def delete_item(item: ItemDep, sessions: SessionsDep) -> Response:
-    if not await run_in_threadpool(crud.delete_item, sessions, item["id"]):
+async def delete_item(item: ItemDep, engine: EngineDep) -> Response:
+    if not await run_in_threadpool(crud.delete_item, engine, item["id"]):
         raise not_found()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

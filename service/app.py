@@ -3,7 +3,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
-from sqlalchemy.orm import sessionmaker
 
 from service import api, health
 from service.body_limit import BodyLimit
@@ -28,7 +27,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(url, settings, autocommit=True)
         app.state.engine = engine
-        app.state.sessionmaker = sessionmaker(engine)
         app.state.head_revision = head_revision()
         try:
             yield

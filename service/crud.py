@@ -1,20 +1,21 @@
 """Reads and writes of items, in SQLAlchemy Core.
 
-Each call is one statement on its own session, committed by itself (the
-service's engine autocommits), so the pooled connection is back in the pool
-before the response is rendered, however slow the client. Items travel as
-plain dicts of the columns a response shows.
+Each call is one statement on a pooled connection of its own, committed
+before the call returns (on the service's autocommitting engine, by the
+statement itself), so the connection is back in the pool before the response
+is rendered, however slow the client. Items travel
+as plain dicts of the columns a response shows. No ORM session: these are
+single Core statements, and a session only adds work per request.
 """
 
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.engine import Engine
 
 from service.models import Item, fold_case, utcnow
 from service.schemas import ItemCreate, ItemQuery
 
-Sessions = sessionmaker[Session]
 ItemValues = dict[str, Any]
 
 items = cast(sa.Table, Item.__table__)
@@ -29,13 +30,13 @@ def _stored(values: ItemValues) -> ItemValues:
     return values
 
 
-def get_item(sessions: Sessions, item_id: int) -> ItemValues | None:
-    with sessions() as session:
-        row = session.execute(sa.select(*READ_COLUMNS).where(items.c.id == item_id)).first()
+def get_item(engine: Engine, item_id: int) -> ItemValues | None:
+    with engine.connect() as connection:
+        row = connection.execute(sa.select(*READ_COLUMNS).where(items.c.id == item_id)).first()
     return None if row is None else row._asdict()
 
 
-def list_items(sessions: Sessions, query: ItemQuery) -> list[ItemValues]:
+def list_items(engine: Engine, query: ItemQuery) -> list[ItemValues]:
     statement = sa.select(*READ_COLUMNS).order_by(items.c.id)
     if query.after_id is not None:
         statement = statement.where(items.c.id > query.after_id)
@@ -49,21 +50,21 @@ def list_items(sessions: Sessions, query: ItemQuery) -> list[ItemValues]:
         statement = statement.where(items.c.price <= query.max_price)
     if query.skip:
         statement = statement.offset(query.skip)
-    with sessions() as session:
-        rows = session.execute(statement.limit(query.limit)).all()
+    with engine.connect() as connection:
+        rows = connection.execute(statement.limit(query.limit)).all()
     return [row._asdict() for row in rows]
 
 
-def create_item(sessions: Sessions, data: ItemCreate) -> ItemValues:
+def create_item(engine: Engine, data: ItemCreate) -> ItemValues:
     now = utcnow()
     values = data.model_dump() | {"created_at": now, "updated_at": now}
-    with sessions() as session:
-        result = session.execute(sa.insert(items).values(_stored(values)))
+    with engine.begin() as connection:
+        result = connection.execute(sa.insert(items).values(_stored(values)))
         (item_id,) = cast(sa.CursorResult[Any], result).inserted_primary_key  # type: ignore[misc]
     return {"id": item_id} | values
 
 
-def update_item(sessions: Sessions, item: ItemValues, changes: ItemValues) -> ItemValues | None:
+def update_item(engine: Engine, item: ItemValues, changes: ItemValues) -> ItemValues | None:
     """Set the given fields; PUT passes every field, PATCH only those sent.
 
     None if the item was deleted meanwhile.
@@ -72,15 +73,15 @@ def update_item(sessions: Sessions, item: ItemValues, changes: ItemValues) -> It
         return item
     changes = changes | {"updated_at": utcnow()}
     statement = sa.update(items).where(items.c.id == item["id"]).values(_stored(changes))
-    with sessions() as session:
-        if _rowcount(session.execute(statement)) == 0:
+    with engine.begin() as connection:
+        if _rowcount(connection.execute(statement)) == 0:
             return None
     return item | changes
 
 
-def delete_item(sessions: Sessions, item_id: int) -> bool:
-    with sessions() as session:
-        return _rowcount(session.execute(sa.delete(items).where(items.c.id == item_id))) > 0
+def delete_item(engine: Engine, item_id: int) -> bool:
+    with engine.begin() as connection:
+        return _rowcount(connection.execute(sa.delete(items).where(items.c.id == item_id))) > 0
 
 
 def _rowcount(result: sa.Result[Any]) -> int:

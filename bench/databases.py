@@ -1,5 +1,6 @@
 """Fresh databases for a benchmark run, and fast seeding through the service's own models."""
 
+import os
 import secrets
 import tempfile
 from collections.abc import Iterator
@@ -16,9 +17,12 @@ from service.models import Item, fold_case
 from service.settings import Settings
 
 BACKENDS = ("sqlite", "postgresql", "mysql")
+# The same servers, and variables, as the test suite.
 SERVERS = {
-    "postgresql": "postgresql://postgres@127.0.0.1:5432/postgres",
-    "mysql": "mysql://root@127.0.0.1:3306/",
+    "postgresql": os.environ.get(
+        "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    ),
+    "mysql": os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
 }
 # Names mix ten adjectives, so a search for one of them matches one item in ten.
 ADJECTIVES = ("Red", "Blue", "Green", "Heavy", "Light", "Small", "Large", "Smart", "Old", "New")

@@ -1,37 +1,25 @@
 """Send one fixed sequence of requests to the service on SQLite, PostgreSQL and
 MySQL/MariaDB, and diff the answers (ids and timestamps normalised).
 
-    python tests/compare_backends.py       # exit status 1 if any backend differs
+    python -m bench.compare       # exit status 1 if any backend differs
 
 Servers come from TEST_POSTGRES_URL and TEST_MYSQL_URL, as for the test suite;
-each backend gets a new database, dropped afterwards.
+each backend gets a new database (bench.databases.fresh_database), dropped afterwards.
 """
 
 import difflib
 import json
-import os
 import re
 import sys
-import tempfile
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from bench.databases import BACKENDS, fresh_database
 from service.app import create_app
 from service.database import create_engine, parse_database_url
 from service.migrations import upgrade_to_head
 from service.settings import Settings
-
-SERVERS = {
-    "postgresql": os.environ.get(
-        "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    ),
-    "mysql": os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
-}
 
 NUL = "\x00"
 REQUESTS: list[tuple[str, str, Any]] = [
@@ -77,26 +65,6 @@ REQUESTS: list[tuple[str, str, Any]] = [
 ]
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
-
-
-@contextmanager
-def fresh_database(backend: str) -> Iterator[str]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as directory:
-            yield f"sqlite:///{directory}/items.db"
-        return
-    server = parse_database_url(SERVERS[backend])
-    name = f"items_compare_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        force = " WITH (FORCE)" if backend == "postgresql" else ""
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE {name}{force}")
-        admin.dispose()
 
 
 def transcript(backend: str) -> list[str]:
@@ -146,7 +114,7 @@ def transcript(backend: str) -> list[str]:
 
 
 def main() -> int:
-    transcripts = {backend: transcript(backend) for backend in ("sqlite", "postgresql", "mysql")}
+    transcripts = {backend: transcript(backend) for backend in BACKENDS}
     reference = transcripts["sqlite"]
     print(f"{len(REQUESTS)} requests per backend")
     differences = 0

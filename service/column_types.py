@@ -36,6 +36,28 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC)
 
 
+def utc_text(value: datetime) -> str:
+    """A UTC time as responses show it: `2026-01-31T12:00:00.000000Z`, six fractional digits."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds") + "Z"
+
+
+class UTCText(sa.TypeDecorator[str]):
+    """Reads a `UTCDateTime` column straight as `utc_text`, for responses.
+
+    One conversion per value as rows are fetched, instead of an aware datetime
+    that the JSON encoder would call back into Python to format.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> str | None:
+        # The column holds naive UTC on every backend.
+        return None if value is None else value.isoformat(timespec="microseconds") + "Z"
+
+
 class ExactString(sa.TypeDecorator[str]):
     """A string compared exactly: case, accents and trailing spaces all count.
 

@@ -11,10 +11,11 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from conftest import BACKEND, settings_for
+from conftest import BACKEND, settings_for, temporary_database
 from private_servers import PrivateMariaDB, PrivatePostgres, private_server
 from servers import running_service
 from service.app import create_app
+from service.database import PING_AFTER_IDLE_SECONDS
 
 pytestmark = pytest.mark.skipif(
     BACKEND == "sqlite", reason="SQLite is a file in the process: there is no server to stop"
@@ -104,3 +105,48 @@ def test_a_host_that_never_answers_is_503_within_the_connect_timeout() -> None:
             elapsed = time.monotonic() - started
     assert (response.status_code, response.json()) == (503, {"detail": "Database unavailable"})
     assert elapsed < CONNECT_TIMEOUT + 1.5, elapsed
+
+
+def end_sessions_on(url: str) -> int:
+    """End every server session connected to the database of `url`, as a restart would."""
+    name = sa.engine.make_url(url).database
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            if BACKEND == "postgresql":
+                return len(
+                    connection.exec_driver_sql(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %(name)s AND pid <> pg_backend_pid()",
+                        {"name": name},
+                    ).all()
+                )
+            ids = connection.exec_driver_sql(
+                "SELECT id FROM information_schema.processlist "
+                "WHERE db = %s AND id <> CONNECTION_ID()",
+                (name,),
+            ).scalars()
+            killed = 0
+            for session in ids:
+                connection.exec_driver_sql(f"KILL {int(session)}")
+                killed += 1
+            return killed
+    finally:
+        admin.dispose()
+
+
+def test_a_connection_the_server_ended_is_replaced_before_a_request_uses_it(
+    tmp_path: Path,
+) -> None:
+    # A pooled connection idle for longer than PING_AFTER_IDLE_SECONDS is
+    # pinged before use, so the request gets a fresh one instead of a 503.
+    with temporary_database(tmp_path, "ended") as url:
+        with running_service(tmp_path, DATABASE_URL=url) as (base, _):
+            created = httpx.post(f"{base}/items/", json={"name": "kept", "price": 1.5})
+            assert created.status_code == 201
+            assert end_sessions_on(url) >= 1
+            time.sleep(PING_AFTER_IDLE_SECONDS + 0.5)
+            for _ in range(3):
+                response = httpx.get(f"{base}/items/")
+                assert response.status_code == 200, response.text
+                assert response.json() == [created.json()]

@@ -38,9 +38,13 @@ def not_found() -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail="Item not found")
 
 
-async def get_item_or_404(item_id: int, engine: EngineDep) -> ItemValues:
+def id_in_range_or_404(item_id: int) -> None:
     if not 0 < item_id <= MAX_ID:
         raise not_found()
+
+
+async def get_item_or_404(item_id: int, engine: EngineDep) -> ItemValues:
+    id_in_range_or_404(item_id)
     item = await run_in_threadpool(crud.get_item, engine, item_id)
     if item is None:
         raise not_found()
@@ -109,8 +113,10 @@ async def read_item(item: ItemDep) -> Response:
     return json_response(item_json(item))
 
 
-async def _update(engine: Engine, item: ItemValues, changes: ItemValues) -> Response:
-    updated = await run_in_threadpool(crud.update_item, engine, item, changes)
+async def _update(engine: Engine, item_id: int, changes: ItemValues) -> Response:
+    id_in_range_or_404(item_id)
+    # One trip to the thread pool: the update and the read of the result.
+    updated = await run_in_threadpool(crud.update_item, engine, item_id, changes)
     if updated is None:
         raise not_found()
     return json_response(item_json(updated))
@@ -122,8 +128,8 @@ async def _update(engine: Engine, item: ItemValues, changes: ItemValues) -> Resp
     dependencies=json_body,
     responses=_errors(400, 404, 409, 413, 415),
 )
-async def replace_item(data: ItemCreate, item: ItemDep, engine: EngineDep) -> Response:
-    return await _update(engine, item, data.model_dump())
+async def replace_item(data: ItemCreate, item_id: int, engine: EngineDep) -> Response:
+    return await _update(engine, item_id, data.model_dump())
 
 
 @router.patch(
@@ -132,12 +138,13 @@ async def replace_item(data: ItemCreate, item: ItemDep, engine: EngineDep) -> Re
     dependencies=json_body,
     responses=_errors(400, 404, 409, 413, 415),
 )
-async def update_item(data: ItemUpdate, item: ItemDep, engine: EngineDep) -> Response:
-    return await _update(engine, item, data.model_dump(exclude_unset=True))
+async def update_item(data: ItemUpdate, item_id: int, engine: EngineDep) -> Response:
+    return await _update(engine, item_id, data.model_dump(exclude_unset=True))
 
 
 @router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_errors(404))
-async def delete_item(item: ItemDep, engine: EngineDep) -> Response:
-    if not await run_in_threadpool(crud.delete_item, engine, item["id"]):
+async def delete_item(item_id: int, engine: EngineDep) -> Response:
+    id_in_range_or_404(item_id)
+    if not await run_in_threadpool(crud.delete_item, engine, item_id):
         raise not_found()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -24,7 +24,7 @@ items = cast(sa.Table, Item.__table__)
 READ_KEYS = ("id", "name", "description", "price", "sku", "created_at", "updated_at")
 # Read as responses show them: prices as floats (exact for every price the API
 # accepts), times as UTC text. The JSON encoder then needs no Python callbacks.
-_READ_TYPES = {
+_READ_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
     "price": sa.Numeric(12, 2, asdecimal=False),
     "created_at": UTCText(),
     "updated_at": UTCText(),
@@ -91,19 +91,18 @@ def create_item(engine: Engine, data: ItemCreate) -> ItemValues:
     return {"id": item_id} | _as_read(values)
 
 
-def update_item(engine: Engine, item: ItemValues, changes: ItemValues) -> ItemValues | None:
-    """Set the given fields; PUT passes every field, PATCH only those sent.
-
-    None if the item was deleted meanwhile.
+def update_item(engine: Engine, item_id: int, changes: ItemValues) -> ItemValues | None:
+    """Set the given fields and return the item as stored; PUT passes every
+    field, PATCH only those sent. None if there is no such item.
     """
-    if not changes:
-        return item
-    changes = changes | {"updated_at": utcnow()}
-    statement = sa.update(items).where(items.c.id == item["id"]).values(_stored(changes))
     with engine.begin() as connection:
-        if _rowcount(connection.execute(statement)) == 0:
-            return None
-    return item | _as_read(changes)
+        if changes:
+            changes = changes | {"updated_at": utcnow()}
+            statement = sa.update(items).where(items.c.id == item_id).values(_stored(changes))
+            if _rowcount(connection.execute(statement)) == 0:
+                return None
+        row = connection.execute(_GET_ITEM, {"item_id": item_id}).first()
+    return None if row is None else dict(zip(READ_KEYS, row, strict=True))
 
 
 def delete_item(engine: Engine, item_id: int) -> bool:

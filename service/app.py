@@ -1,12 +1,13 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from service import api, health
 from service.body_limit import BodyLimit
-from service.database import create_engine, parse_database_url
+from service.database import create_engine, parse_database_url, pool_limits
 from service.errors import add_error_handlers
 from service.migrations import head_revision
 from service.settings import Settings
@@ -26,6 +27,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(url, settings, autocommit=True)
+        limits = pool_limits(url, settings)
+        if limits is not None:
+            # Database calls run on the thread pool: one thread per connection,
+            # so a thread never waits for a connection and none sits idle.
+            to_thread.current_default_thread_limiter().total_tokens = sum(limits)
         app.state.engine = engine
         app.state.head_revision = head_revision()
         try:

@@ -38,10 +38,17 @@ _EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
 
 # Server-side idle timeouts default to 8 hours on MySQL; hosted servers often cut sooner.
 MYSQL_POOL_RECYCLE_SECONDS = 1800
-# Database calls run on AnyIO's 40 worker threads: a pool of 40 gives each its
-# own connection, kept open (overflow connections would be opened and closed
-# again under load, which profiling showed as a real cost).
+# Database calls run on worker threads, as many as the pool has connections
+# (see `pool_limits`), each with its own connection kept open: overflow
+# connections would be opened and closed again under load, which profiling
+# showed as a real cost. A network database spends most of a call answering,
+# so 40 threads keep it busy.
 DEFAULT_POOL_SIZE = 40
+# SQLite works inside this process, and its driver lets go of the GIL for every
+# row it steps through and takes it back: with 40 threads they queue for it row
+# by row. Two threads served a list of 100 items 70% faster than 40, with a
+# third of the p99 (bench/results.md).
+SQLITE_DEFAULT_POOL_SIZE = 2
 DEFAULT_MAX_OVERFLOW = 0
 DEFAULT_POOL_TIMEOUT = 10.0
 # Pre-ping skips a connection used this recently, as HikariCP does
@@ -86,11 +93,11 @@ def create_engine(url: URL, settings: Settings, *, autocommit: bool = False) -> 
     if backend == "sqlite":
         options = _sqlite_options(url, settings)
     elif backend == "postgresql":
-        options = _pool_options(settings) | {
+        options = _pool_options(url, settings) | {
             "connect_args": {"connect_timeout": settings.db_connect_timeout},
         }
     else:
-        options = _pool_options(settings) | {
+        options = _pool_options(url, settings) | {
             "pool_recycle": MYSQL_POOL_RECYCLE_SECONDS,
             "connect_args": {
                 # MySQL's `utf8` holds only 3-byte characters; emoji need utf8mb4.
@@ -117,12 +124,27 @@ def create_engine(url: URL, settings: Settings, *, autocommit: bool = False) -> 
     return engine
 
 
-def _pool_options(settings: Settings) -> dict[str, Any]:
+def pool_limits(url: URL, settings: Settings) -> tuple[int, int] | None:
+    """The pool's size and overflow for `url`; None for `sqlite://`, one shared connection."""
+    if url.get_backend_name() == "sqlite":
+        if _is_sqlite_memory(url):
+            return None
+        default_size = SQLITE_DEFAULT_POOL_SIZE
+    else:
+        default_size = DEFAULT_POOL_SIZE
+    overflow = settings.db_max_overflow
+    return (
+        settings.db_pool_size or default_size,
+        DEFAULT_MAX_OVERFLOW if overflow is None else overflow,
+    )
+
+
+def _pool_options(url: URL, settings: Settings) -> dict[str, Any]:
+    limits = pool_limits(url, settings)
+    assert limits is not None
     return {
-        "pool_size": settings.db_pool_size or DEFAULT_POOL_SIZE,
-        "max_overflow": (
-            DEFAULT_MAX_OVERFLOW if settings.db_max_overflow is None else settings.db_max_overflow
-        ),
+        "pool_size": limits[0],
+        "max_overflow": limits[1],
         "pool_timeout": settings.db_pool_timeout or DEFAULT_POOL_TIMEOUT,
     }
 
@@ -138,7 +160,7 @@ def _sqlite_options(url: URL, settings: Settings) -> dict[str, Any]:
         # Every connection to `sqlite://` would be a new, empty database: share one.
         return {"connect_args": connect_args, "poolclass": StaticPool}
     # The busy timeout makes writers wait for each other instead of failing.
-    return _pool_options(settings) | {"connect_args": connect_args | {"timeout": 15}}
+    return _pool_options(url, settings) | {"connect_args": connect_args | {"timeout": 15}}
 
 
 def _enable_sqlite_pragmas(engine: Engine, *, in_memory: bool) -> None:

@@ -3,12 +3,13 @@
 from pathlib import Path
 
 import pytest
+from anyio import to_thread
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from conftest import BACKEND, settings_for
 from service.app import create_app
-from service.database import create_engine, parse_database_url
+from service.database import create_engine, parse_database_url, pool_limits
 from service.settings import Settings
 
 ALIASES = {
@@ -53,6 +54,23 @@ def test_pool_settings_reach_the_engine(database_url: str) -> None:
     engine = create_engine(parse_database_url(database_url), settings)
     assert (engine.pool.size(), engine.pool._max_overflow, engine.pool._timeout) == (3, 2, 4)  # type: ignore[attr-defined]
     engine.dispose()
+
+
+def test_the_service_has_one_worker_thread_per_pooled_connection(database_url: str) -> None:
+    settings = settings_for(database_url, db_pool_size=3, db_max_overflow=2, migrate_on_start=False)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/items/").status_code == 200
+        assert client.portal is not None
+        limiter = client.portal.call(to_thread.current_default_thread_limiter)
+    assert limiter.total_tokens == 5
+
+
+def test_sqlite_files_default_to_two_connections_network_databases_to_forty() -> None:
+    defaults = settings_for("sqlite://")
+    assert pool_limits(parse_database_url("sqlite:///items.db"), defaults) == (2, 0)
+    assert pool_limits(parse_database_url("postgresql://db/items"), defaults) == (40, 0)
+    assert pool_limits(parse_database_url("mysql://db/items"), defaults) == (40, 0)
+    assert pool_limits(parse_database_url("sqlite://"), defaults) is None
 
 
 def test_in_memory_sqlite_shares_one_database() -> None:

@@ -140,13 +140,15 @@ def test_a_connection_the_server_ended_is_replaced_before_a_request_uses_it(
 ) -> None:
     # A pooled connection idle for longer than PING_AFTER_IDLE_SECONDS is
     # pinged before use, so the request gets a fresh one instead of a 503.
-    with temporary_database(tmp_path, "ended") as url:
-        with running_service(tmp_path, DATABASE_URL=url) as (base, _):
-            created = httpx.post(f"{base}/items/", json={"name": "kept", "price": 1.5})
-            assert created.status_code == 201
-            assert end_sessions_on(url) >= 1
-            time.sleep(PING_AFTER_IDLE_SECONDS + 0.5)
-            for _ in range(3):
-                response = httpx.get(f"{base}/items/")
-                assert response.status_code == 200, response.text
-                assert response.json() == [created.json()]
+    with (
+        temporary_database(tmp_path, "ended") as url,
+        running_service(tmp_path, DATABASE_URL=url) as (base, _),
+    ):
+        created = httpx.post(f"{base}/items/", json={"name": "kept", "price": 1.5})
+        assert created.status_code == 201
+        assert end_sessions_on(url) >= 1
+        time.sleep(PING_AFTER_IDLE_SECONDS + 0.5)
+        for _ in range(3):
+            response = httpx.get(f"{base}/items/")
+            assert response.status_code == 200, response.text
+            assert response.json() == [created.json()]

@@ -4,7 +4,11 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
+
+from service.column_types import utc_text
+from service.models import Item
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -45,6 +49,30 @@ def test_timestamps_are_utc_with_six_fractional_digits(client: TestClient, creat
         assert before - timedelta(seconds=1) <= moment <= after + timedelta(seconds=1)
     assert item["created_at"] == item["updated_at"]
     assert client.get(f"/items/{item['id']}").json()["created_at"] == item["created_at"]
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        (datetime(2026, 1, 31, 12, 0, 0, 0, tzinfo=UTC), "2026-01-31T12:00:00.000000Z"),
+        (datetime(2026, 1, 31, 12, 0, 0, 10, tzinfo=UTC), "2026-01-31T12:00:00.000010Z"),
+        (datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "1999-12-31T23:59:59.999999Z"),
+        (datetime(2026, 7, 1, 2, 3, 4, 500000, tzinfo=UTC), "2026-07-01T02:03:04.500000Z"),
+    ],
+)
+def test_stored_times_are_shown_with_six_digits_on_reads(
+    client: TestClient, create, stored: datetime, shown: str
+) -> None:
+    # The database formats times on reads; whole seconds keep their ".000000".
+    item = create()
+    with client.app.state.engine.begin() as connection:  # type: ignore[attr-defined]
+        times = {"created_at": stored, "updated_at": stored}
+        connection.execute(sa.update(Item).where(Item.id == item["id"]).values(times))
+    read = client.get(f"/items/{item['id']}").json()
+    listed = client.get("/items/").json()
+    assert read["created_at"] == read["updated_at"] == shown
+    assert listed == [read]
+    assert utc_text(stored) == shown
 
 
 @pytest.mark.parametrize(

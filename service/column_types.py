@@ -54,8 +54,7 @@ class UTCText(sa.TypeDecorator[str]):
     cache_ok = True
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> str | None:
-        # The column holds naive UTC on every backend.
-        return None if value is None else value.isoformat(timespec="microseconds") + "Z"
+        return None if value is None else utc_text(value)
 
 
 class ExactString(sa.TypeDecorator[str]):

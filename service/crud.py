@@ -45,21 +45,15 @@ def _stored(values: ItemValues) -> ItemValues:
     return values
 
 
-def _as_read(values: ItemValues) -> ItemValues:
-    """Values just written, in the form reads return them."""
-    shown = dict(values)
-    if "price" in shown:
-        shown["price"] = float(shown["price"])
-    for key in ("created_at", "updated_at"):
-        if key in shown:
-            shown[key] = utc_text(shown[key])
-    return shown
+def _shown(row: sa.Row[Any]) -> ItemValues:
+    # dict(zip()) is several times cheaper than Row._asdict(), which rebuilds the keys per row.
+    return dict(zip(READ_KEYS, row, strict=True))
 
 
 def get_item(engine: Engine, item_id: int) -> ItemValues | None:
     with engine.connect() as connection:
         row = connection.execute(_GET_ITEM, {"item_id": item_id}).first()
-    return None if row is None else dict(zip(READ_KEYS, row, strict=True))
+    return None if row is None else _shown(row)
 
 
 def list_items(engine: Engine, query: ItemQuery) -> list[ItemValues]:
@@ -78,8 +72,7 @@ def list_items(engine: Engine, query: ItemQuery) -> list[ItemValues]:
         statement = statement.offset(query.skip)
     with engine.connect() as connection:
         rows = connection.execute(statement.limit(query.limit)).all()
-    # dict(zip()) is several times cheaper than Row._asdict(), which rebuilds the keys per row.
-    return [dict(zip(READ_KEYS, row, strict=True)) for row in rows]
+    return [_shown(row) for row in rows]
 
 
 def create_item(engine: Engine, data: ItemCreate) -> ItemValues:
@@ -88,7 +81,10 @@ def create_item(engine: Engine, data: ItemCreate) -> ItemValues:
     with engine.begin() as connection:
         result = connection.execute(sa.insert(items).values(_stored(values)))
         (item_id,) = cast(sa.CursorResult[Any], result).inserted_primary_key  # type: ignore[misc]
-    return {"id": item_id} | _as_read(values)
+    # In the form reads return it.
+    shown_now = utc_text(now)
+    shown = {"price": float(values["price"]), "created_at": shown_now, "updated_at": shown_now}
+    return {"id": item_id} | values | shown
 
 
 def update_item(engine: Engine, item_id: int, changes: ItemValues) -> ItemValues | None:
@@ -102,7 +98,7 @@ def update_item(engine: Engine, item_id: int, changes: ItemValues) -> ItemValues
             if _rowcount(connection.execute(statement)) == 0:
                 return None
         row = connection.execute(_GET_ITEM, {"item_id": item_id}).first()
-    return None if row is None else dict(zip(READ_KEYS, row, strict=True))
+    return None if row is None else _shown(row)
 
 
 def delete_item(engine: Engine, item_id: int) -> bool:

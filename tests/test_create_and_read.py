@@ -63,7 +63,7 @@ def test_timestamps_are_utc_with_six_fractional_digits(client: TestClient, creat
 def test_stored_times_are_shown_with_six_digits_on_reads(
     client: TestClient, create, stored: datetime, shown: str
 ) -> None:
-    # The database formats times on reads; whole seconds keep their ".000000".
+    # Times written by any path read back in the one format; whole seconds keep ".000000".
     item = create()
     with client.app.state.engine.begin() as connection:  # type: ignore[attr-defined]
         times = {"created_at": stored, "updated_at": stored}

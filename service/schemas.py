@@ -27,7 +27,12 @@ def _storable(text: str) -> str:
     return text
 
 
-StorableText = Annotated[str, AfterValidator(_storable)]
+StorableText = Annotated[
+    str,
+    AfterValidator(_storable),
+    # Documented, so that clients (and schema-driven tests) know NUL is refused.
+    Field(json_schema_extra={"pattern": "^[^\\u0000]*$"}),
+]
 Name = Annotated[StorableText, StringConstraints(min_length=1, max_length=NAME_LENGTH)]
 Description = Annotated[StorableText, StringConstraints(max_length=DESCRIPTION_LENGTH)]
 Sku = Annotated[StorableText, StringConstraints(min_length=1, max_length=SKU_LENGTH)]

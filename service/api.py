@@ -1,18 +1,17 @@
 """The HTTP routes: each resolves its inputs through dependencies and makes one crud call.
 
-Handlers are `async`: the only blocking work, the database call, goes to the
-thread pool in a single hop, and the response body is rendered once, straight
+Handlers are `async`: the only blocking work, the database call, goes to a
+worker thread in a single hop, and the response body is rendered once, straight
 to JSON bytes.
 """
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from sqlalchemy.engine import Engine
-from starlette.concurrency import run_in_threadpool
 
 from service import crud
 from service.crud import ItemValues
+from service.database import Database
 from service.schemas import (
     ItemCreate,
     ItemQuery,
@@ -27,11 +26,11 @@ from service.schemas import (
 MAX_ID = 2**31 - 1
 
 
-async def get_engine(request: Request) -> Engine:
-    return request.app.state.engine  # type: ignore[no-any-return]
+async def get_database(request: Request) -> Database:
+    return request.app.state.database  # type: ignore[no-any-return]
 
 
-EngineDep = Annotated[Engine, Depends(get_engine)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
 def not_found() -> HTTPException:
@@ -43,9 +42,9 @@ def id_in_range_or_404(item_id: int) -> None:
         raise not_found()
 
 
-async def get_item_or_404(item_id: int, engine: EngineDep) -> ItemValues:
+async def get_item_or_404(item_id: int, database: DatabaseDep) -> ItemValues:
     id_in_range_or_404(item_id)
-    item = await run_in_threadpool(crud.get_item, engine, item_id)
+    item = await database.run(crud.get_item, item_id)
     if item is None:
         raise not_found()
     return item
@@ -88,16 +87,16 @@ json_body = [Depends(require_json)]
     dependencies=json_body,
     responses=_errors(400, 409, 413, 415),
 )
-async def create_item(data: ItemCreate, engine: EngineDep) -> Response:
-    item = await run_in_threadpool(crud.create_item, engine, data)
+async def create_item(data: ItemCreate, database: DatabaseDep) -> Response:
+    item = await database.run(crud.create_item, data)
     return json_response(item_json(item), 201, {"Location": f"/items/{item['id']}"})
 
 
 @router.get("/", response_model=list[ItemRead])
 async def list_items(
-    query: Annotated[ItemQuery, Query()], engine: EngineDep, request: Request
+    query: Annotated[ItemQuery, Query()], database: DatabaseDep, request: Request
 ) -> Response:
-    items = await run_in_threadpool(crud.list_items, engine, query)
+    items = await database.run(crud.list_items, query)
     headers = {}
     if len(items) == query.limit:
         # Keyset paging: the same filters, continuing after the last id returned.
@@ -113,10 +112,10 @@ async def read_item(item: ItemDep) -> Response:
     return json_response(item_json(item))
 
 
-async def _update(engine: Engine, item_id: int, changes: ItemValues) -> Response:
+async def _update(database: Database, item_id: int, changes: ItemValues) -> Response:
     id_in_range_or_404(item_id)
-    # One trip to the thread pool: the update and the read of the result.
-    updated = await run_in_threadpool(crud.update_item, engine, item_id, changes)
+    # One trip to a worker thread: the update and the read of the result.
+    updated = await database.run(crud.update_item, item_id, changes)
     if updated is None:
         raise not_found()
     return json_response(item_json(updated))
@@ -128,8 +127,8 @@ async def _update(engine: Engine, item_id: int, changes: ItemValues) -> Response
     dependencies=json_body,
     responses=_errors(400, 404, 409, 413, 415),
 )
-async def replace_item(data: ItemCreate, item_id: int, engine: EngineDep) -> Response:
-    return await _update(engine, item_id, data.model_dump())
+async def replace_item(data: ItemCreate, item_id: int, database: DatabaseDep) -> Response:
+    return await _update(database, item_id, data.model_dump())
 
 
 @router.patch(
@@ -138,13 +137,13 @@ async def replace_item(data: ItemCreate, item_id: int, engine: EngineDep) -> Res
     dependencies=json_body,
     responses=_errors(400, 404, 409, 413, 415),
 )
-async def update_item(data: ItemUpdate, item_id: int, engine: EngineDep) -> Response:
-    return await _update(engine, item_id, data.model_dump(exclude_unset=True))
+async def update_item(data: ItemUpdate, item_id: int, database: DatabaseDep) -> Response:
+    return await _update(database, item_id, data.model_dump(exclude_unset=True))
 
 
 @router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_errors(404))
-async def delete_item(item_id: int, engine: EngineDep) -> Response:
+async def delete_item(item_id: int, database: DatabaseDep) -> Response:
     id_in_range_or_404(item_id)
-    if not await run_in_threadpool(crud.delete_item, engine, item_id):
+    if not await database.run(crud.delete_item, item_id):
         raise not_found()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

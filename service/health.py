@@ -1,7 +1,8 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
 
-from service.database import backend_name
+from service.database import Database, backend_name
 from service.errors import UNAVAILABLE_ERRORS, database_unavailable
 from service.migrations import current_revision
 from service.schemas import Message, Readiness, Status
@@ -16,13 +17,11 @@ async def health() -> Status:
 
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Message}})
-def ready(request: Request) -> Readiness | JSONResponse:
+async def ready(request: Request) -> Readiness | JSONResponse:
     """The database answers and its schema is at the newest revision."""
-    engine = request.app.state.engine
+    database: Database = request.app.state.database
     try:
-        with engine.connect() as connection:
-            revision = current_revision(connection)
-            backend = backend_name(connection)
+        revision, backend = await database.run(_revision_and_backend)
     except UNAVAILABLE_ERRORS:
         return database_unavailable()
     expected = request.app.state.head_revision
@@ -35,3 +34,8 @@ def ready(request: Request) -> Readiness | JSONResponse:
             status_code=503,
         )
     return Readiness(status="ok", database=backend, revision=revision)
+
+
+def _revision_and_backend(engine: Engine) -> tuple[str | None, str]:
+    with engine.connect() as connection:
+        return current_revision(connection), backend_name(connection)

@@ -105,7 +105,7 @@ def session_client(database_url: str) -> Iterator[TestClient]:
 @pytest.fixture
 def client(session_client: TestClient) -> TestClient:
     """The app, on a database whose items table is empty."""
-    with session_client.app.state.engine.begin() as connection:  # type: ignore[attr-defined]
+    with session_client.app.state.database.engine.begin() as connection:  # type: ignore[attr-defined]
         connection.execute(sa.delete(Item))
     return session_client
 

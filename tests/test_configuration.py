@@ -3,13 +3,12 @@
 from pathlib import Path
 
 import pytest
-from anyio import to_thread
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from conftest import BACKEND, settings_for
 from service.app import create_app
-from service.database import create_engine, parse_database_url, pool_limits
+from service.database import create_engine, parse_database_url, pool_limits, worker_threads
 from service.settings import Settings
 
 ALIASES = {
@@ -60,9 +59,7 @@ def test_the_service_has_one_worker_thread_per_pooled_connection(database_url: s
     settings = settings_for(database_url, db_pool_size=3, db_max_overflow=2, migrate_on_start=False)
     with TestClient(create_app(settings)) as client:
         assert client.get("/items/").status_code == 200
-        assert client.portal is not None
-        limiter = client.portal.call(to_thread.current_default_thread_limiter)
-    assert limiter.total_tokens == 5
+        assert client.app.state.database.threads == 5  # type: ignore[attr-defined]
 
 
 def test_sqlite_files_default_to_two_connections_network_databases_to_forty() -> None:
@@ -71,6 +68,7 @@ def test_sqlite_files_default_to_two_connections_network_databases_to_forty() ->
     assert pool_limits(parse_database_url("postgresql://db/items"), defaults) == (40, 0)
     assert pool_limits(parse_database_url("mysql://db/items"), defaults) == (40, 0)
     assert pool_limits(parse_database_url("sqlite://"), defaults) is None
+    assert worker_threads(parse_database_url("sqlite://"), defaults) == 1
 
 
 def test_in_memory_sqlite_shares_one_database() -> None:

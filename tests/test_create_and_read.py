@@ -65,7 +65,7 @@ def test_stored_times_are_shown_with_six_digits_on_reads(
 ) -> None:
     # Times written by any path read back in the one format; whole seconds keep ".000000".
     item = create()
-    with client.app.state.engine.begin() as connection:  # type: ignore[attr-defined]
+    with client.app.state.database.engine.begin() as connection:  # type: ignore[attr-defined]
         times = {"created_at": stored, "updated_at": stored}
         connection.execute(sa.update(Item).where(Item.id == item["id"]).values(times))
     read = client.get(f"/items/{item['id']}").json()

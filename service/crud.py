@@ -1,11 +1,12 @@
 """Reads and writes of items, in SQLAlchemy Core.
 
-Each call is one statement on a pooled connection of its own, committed
-before the call returns (on the service's autocommitting engine, by the
-statement itself), so the connection is back in the pool before the response
-is rendered, however slow the client. Items travel
-as plain dicts of the columns a response shows. No ORM session: these are
-single Core statements, and a session only adds work per request.
+Each call takes a pooled connection of its own and returns it before the
+response is rendered, however slow the client. The engine must autocommit, as
+the service's does (`create_engine(..., autocommit=True)`): every statement
+commits by itself, so writes need no COMMIT, which mysqlclient would send to
+the server as one more round trip. Items travel as plain dicts of the columns
+a response shows. No ORM session: these are single Core statements, and a
+session only adds work per request.
 """
 
 from typing import Any, cast
@@ -78,7 +79,7 @@ def list_items(engine: Engine, query: ItemQuery) -> list[ItemValues]:
 def create_item(engine: Engine, data: ItemCreate) -> ItemValues:
     now = utcnow()
     values = data.model_dump() | {"created_at": now, "updated_at": now}
-    with engine.begin() as connection:
+    with engine.connect() as connection:
         result = connection.execute(sa.insert(items).values(_stored(values)))
         (item_id,) = cast(sa.CursorResult[Any], result).inserted_primary_key  # type: ignore[misc]
     # In the form reads return it.
@@ -91,7 +92,7 @@ def update_item(engine: Engine, item_id: int, changes: ItemValues) -> ItemValues
     """Set the given fields and return the item as stored; PUT passes every
     field, PATCH only those sent. None if there is no such item.
     """
-    with engine.begin() as connection:
+    with engine.connect() as connection:
         if changes:
             changes = changes | {"updated_at": utcnow()}
             statement = sa.update(items).where(items.c.id == item_id).values(_stored(changes))
@@ -102,7 +103,7 @@ def update_item(engine: Engine, item_id: int, changes: ItemValues) -> ItemValues
 
 
 def delete_item(engine: Engine, item_id: int) -> bool:
-    with engine.begin() as connection:
+    with engine.connect() as connection:
         return _rowcount(connection.execute(sa.delete(items).where(items.c.id == item_id))) > 0
 
 

@@ -114,8 +114,13 @@ def create_engine(url: URL, settings: Settings, *, autocommit: bool = False) -> 
             },
         }
     if autocommit:
-        # Nothing is ever left open to roll back when a connection returns.
-        options |= {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
+        # Nothing is ever left open to roll back when a connection returns, and
+        # mysqlclient would send each rollback() to the server: a round trip per request.
+        options |= {
+            "isolation_level": "AUTOCOMMIT",
+            "pool_reset_on_return": None,
+            "skip_autocommit_rollback": True,
+        }
     try:
         engine = sa.create_engine(url, echo=settings.db_echo, **options)
     except ImportError:

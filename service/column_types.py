@@ -6,6 +6,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 _MYSQL = ("mysql", "mariadb")
 
@@ -44,17 +46,48 @@ def utc_text(value: datetime) -> str:
 
 
 class UTCText(sa.TypeDecorator[str]):
-    """Reads a `UTCDateTime` column straight as `utc_text`, for responses.
+    """Reads a `UTCDateTime` column as the text `utc_text` gives, formatted by the database.
 
-    One conversion per value as rows are fetched, instead of an aware datetime
-    that the JSON encoder would call back into Python to format.
+    Responses show times as text: having the database format them leaves no
+    Python work per value as rows are fetched. Select it only in the outermost
+    query over the rows returned: PostgreSQL would also format every row an
+    OFFSET skips.
     """
 
-    impl = sa.DateTime
+    impl = sa.String
     cache_ok = True
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> str | None:
-        return None if value is None else utc_text(value)
+    def column_expression(self, column: Any) -> Any:
+        return _UTCTextOf(column)
+
+
+class _UTCTextOf(sa.sql.functions.FunctionElement[str]):
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(_UTCTextOf, "postgresql")
+def _utc_text_postgresql(element: _UTCTextOf, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"""to_char({column}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+
+
+@compiles(_UTCTextOf, "mysql")
+@compiles(_UTCTextOf, "mariadb")
+def _utc_text_mysql(element: _UTCTextOf, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    text_format = "%Y-%m-%dT%H:%i:%s.%fZ"
+    if compiler.dialect.paramstyle in ("format", "pyformat"):
+        text_format = text_format.replace("%", "%%")
+    return f"DATE_FORMAT({column}, '{text_format}')"
+
+
+@compiles(_UTCTextOf, "sqlite")
+def _utc_text_sqlite(element: _UTCTextOf, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLAlchemy stores a SQLite DATETIME as text, `YYYY-MM-DD HH:MM:SS.ffffff`,
+    # always with six fractional digits; every write goes through UTCDateTime.
+    column = compiler.process(element.clauses, **kw)
+    return f"(replace({column}, ' ', 'T') || 'Z')"
 
 
 class ExactString(sa.TypeDecorator[str]):

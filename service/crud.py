@@ -9,6 +9,7 @@ a response shows. No ORM session: these are single Core statements, and a
 session only adds work per request.
 """
 
+import functools
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -30,14 +31,19 @@ _READ_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
     "created_at": UTCText(),
     "updated_at": UTCText(),
 }
-READ_COLUMNS = [
-    sa.type_coerce(items.c[name], _READ_TYPES[name]).label(name)
-    if name in _READ_TYPES
-    else items.c[name]
-    for name in READ_KEYS
-]
+
+
+def _read_columns(source: sa.FromClause) -> list[sa.ColumnElement[Any]]:
+    return [
+        sa.type_coerce(source.c[name], _READ_TYPES[name]).label(name)
+        if name in _READ_TYPES
+        else source.c[name]
+        for name in READ_KEYS
+    ]
+
+
 # Built once: SQLAlchemy then reuses its cache key and compiled form on every call.
-_GET_ITEM = sa.select(*READ_COLUMNS).where(items.c.id == sa.bindparam("item_id"))
+_GET_ITEM = sa.select(*_read_columns(items)).where(items.c.id == sa.bindparam("item_id"))
 
 
 def _stored(values: ItemValues) -> ItemValues:
@@ -57,22 +63,51 @@ def get_item(engine: Engine, item_id: int) -> ItemValues | None:
     return None if row is None else _shown(row)
 
 
+# The filters a list can have, each with its bound parameter.
+_LIST_FILTERS = {
+    "after_id": items.c.id > sa.bindparam("after_id"),
+    "pattern": items.c.name_folded.like(sa.bindparam("pattern"), escape="/"),
+    "min_price": items.c.price >= sa.bindparam("min_price"),
+    "max_price": items.c.price <= sa.bindparam("max_price"),
+}
+
+
+@functools.cache
+def _list_statement(filters: frozenset[str], skip: bool) -> sa.Select[Any]:
+    """The list query for a set of filters, built once: building a select
+    costs more Python than running it."""
+    page = (
+        sa.select(*(items.c[name] for name in READ_KEYS))
+        .where(*(_LIST_FILTERS[name] for name in sorted(filters)))
+        .order_by(items.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+    )
+    if skip:
+        page = page.offset(sa.bindparam("skip", type_=sa.Integer))
+    # The page is read in the form responses show it in an outer query, so
+    # that the database formats only the rows returned, not those skipped.
+    subquery = page.subquery("page")
+    return sa.select(*_read_columns(subquery)).order_by(subquery.c.id)
+
+
+def _contains_pattern(text: str) -> str:
+    """A LIKE pattern (escape character `/`) matching `text` anywhere, `%` and `_` literal."""
+    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
 def list_items(engine: Engine, query: ItemQuery) -> list[ItemValues]:
-    statement = sa.select(*READ_COLUMNS).order_by(items.c.id)
-    if query.after_id is not None:
-        statement = statement.where(items.c.id > query.after_id)
-    if query.q:
-        statement = statement.where(
-            items.c.name_folded.contains(fold_case(query.q), autoescape=True)
-        )
-    if query.min_price is not None:
-        statement = statement.where(items.c.price >= query.min_price)
-    if query.max_price is not None:
-        statement = statement.where(items.c.price <= query.max_price)
-    if query.skip:
-        statement = statement.offset(query.skip)
+    values = {
+        "after_id": query.after_id,
+        "pattern": _contains_pattern(fold_case(query.q)) if query.q else None,
+        "min_price": query.min_price,
+        "max_price": query.max_price,
+    }
+    filters = {name: value for name, value in values.items() if value is not None}
+    statement = _list_statement(frozenset(filters), skip=query.skip > 0)
+    parameters = filters | {"limit": query.limit, "skip": query.skip}
     with engine.connect() as connection:
-        rows = connection.execute(statement.limit(query.limit)).all()
+        rows = connection.execute(statement, parameters).all()
     return [_shown(row) for row in rows]
 
 

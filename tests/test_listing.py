@@ -107,6 +107,8 @@ def test_limit_bounds_are_accepted(client: TestClient, create) -> None:
         ("_", ["snake_case"]),
         ("e_c", ["snake_case"]),
         ("\\", ["back\\slash"]),
+        ("/", ["and/or"]),
+        ("d/o", ["and/or"]),
         ("'", ["it's"]),
         ("o'; drop table items; --", []),
         (
@@ -136,6 +138,7 @@ def test_q_is_a_case_insensitive_literal_substring(
         "Blue Widget", "WIDGET pro", "widgetry", "Café crème", "CAFÉ noir", "cafeteria",
         "Straße 5", "STRASSE 7", "Χρυσός όσο", "🍕 pizza", "🍔 burger", "100% cotton",
         "snake_case", "snakeXcase", "back\\slash", "backslash", "it's", "trailing ",
+        "and/or", "andor",
     ]  # fmt: skip
     for name in catalogue:
         create(name=name)

@@ -111,12 +111,17 @@ def list_items(engine: Engine, query: ItemQuery) -> list[ItemValues]:
     return [_shown(row) for row in rows]
 
 
+# Built once, like the list statements; the values are bound at execution.
+_INSERT = sa.insert(items)
+_UPDATE = sa.update(items).where(items.c.id == sa.bindparam("item_id"))
+_DELETE = sa.delete(items).where(items.c.id == sa.bindparam("item_id"))
+
+
 def create_item(engine: Engine, data: ItemCreate) -> ItemValues:
     now = utcnow()
     values = data.model_dump() | {"created_at": now, "updated_at": now}
     with engine.connect() as connection:
-        result = connection.execute(sa.insert(items).values(_stored(values)))
-        (item_id,) = cast(sa.CursorResult[Any], result).inserted_primary_key  # type: ignore[misc]
+        (item_id,) = connection.execute(_INSERT, _stored(values)).inserted_primary_key  # type: ignore[misc]
     # In the form reads return it.
     shown_now = utc_text(now)
     shown = {"price": float(values["price"]), "created_at": shown_now, "updated_at": shown_now}
@@ -129,9 +134,9 @@ def update_item(engine: Engine, item_id: int, changes: ItemValues) -> ItemValues
     """
     with engine.connect() as connection:
         if changes:
-            changes = changes | {"updated_at": utcnow()}
-            statement = sa.update(items).where(items.c.id == item_id).values(_stored(changes))
-            if _rowcount(connection.execute(statement)) == 0:
+            values = _stored(changes | {"updated_at": utcnow()})
+            # Rows matched, on MySQL too: SQLAlchemy connects with CLIENT_FOUND_ROWS.
+            if connection.execute(_UPDATE, values | {"item_id": item_id}).rowcount == 0:
                 return None
         row = connection.execute(_GET_ITEM, {"item_id": item_id}).first()
     return None if row is None else _shown(row)
@@ -139,9 +144,4 @@ def update_item(engine: Engine, item_id: int, changes: ItemValues) -> ItemValues
 
 def delete_item(engine: Engine, item_id: int) -> bool:
     with engine.connect() as connection:
-        return _rowcount(connection.execute(sa.delete(items).where(items.c.id == item_id))) > 0
-
-
-def _rowcount(result: sa.Result[Any]) -> int:
-    # Rows matched, on MySQL too: SQLAlchemy connects with CLIENT_FOUND_ROWS.
-    return cast(sa.CursorResult[Any], result).rowcount
+        return connection.execute(_DELETE, {"item_id": item_id}).rowcount > 0

@@ -35,6 +35,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.web_concurrency,
+        access_log=settings.access_log,
     )
 
 

@@ -12,6 +12,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     web_concurrency: int = Field(default=1, ge=1)
+    access_log: bool = True
     db_pool_size: int | None = Field(default=None, ge=1)
     db_max_overflow: int | None = Field(default=None, ge=0)
     db_pool_timeout: float | None = Field(default=None, gt=0)

@@ -42,6 +42,13 @@ def test_migrate_on_start_off_leaves_the_schema_alone(tmp_path: Path, empty_data
         assert httpx.get(f"{base}/items/").status_code == 503
 
 
+def test_access_log_is_on_unless_turned_off(tmp_path: Path, empty_database: str) -> None:
+    for variables, logged in (({}, True), ({"ACCESS_LOG": "false"}, False)):
+        with running_service(tmp_path, DATABASE_URL=empty_database, **variables) as (base, output):
+            assert httpx.get(f"{base}/items/?limit=7").status_code == 200
+        assert ("GET /items/?limit=7 HTTP/1.1" in output[0]) is logged
+
+
 def run_to_exit(*command: str, **variables: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         command, env=service_env(**variables), capture_output=True, text=True, timeout=60,

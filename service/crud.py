@@ -114,6 +114,7 @@ def list_items(engine: Engine, query: ItemQuery) -> list[ItemValues]:
 # Built once, like the list statements; the values are bound at execution.
 _INSERT = sa.insert(items)
 _UPDATE = sa.update(items).where(items.c.id == sa.bindparam("item_id"))
+_UPDATE_RETURNING = _UPDATE.returning(*_read_columns(items))
 _DELETE = sa.delete(items).where(items.c.id == sa.bindparam("item_id"))
 
 
@@ -133,12 +134,20 @@ def update_item(engine: Engine, item_id: int, changes: ItemValues) -> ItemValues
     field, PATCH only those sent. None if there is no such item.
     """
     with engine.connect() as connection:
-        if changes:
-            values = _stored(changes | {"updated_at": utcnow()})
+        if not changes:
+            row = connection.execute(_GET_ITEM, {"item_id": item_id}).first()
+            return None if row is None else _shown(row)
+        parameters = _stored(changes | {"updated_at": utcnow()}) | {"item_id": item_id}
+        if connection.dialect.update_returning:
+            # One statement: saves PostgreSQL a round trip.
+            row = connection.execute(_UPDATE_RETURNING, parameters).first()
+        else:
+            # MySQL and MariaDB have no UPDATE ... RETURNING (and SQLite does
+            # better without it, see database.create_engine): update, then read.
             # Rows matched, on MySQL too: SQLAlchemy connects with CLIENT_FOUND_ROWS.
-            if connection.execute(_UPDATE, values | {"item_id": item_id}).rowcount == 0:
+            if connection.execute(_UPDATE, parameters).rowcount == 0:
                 return None
-        row = connection.execute(_GET_ITEM, {"item_id": item_id}).first()
+            row = connection.execute(_GET_ITEM, {"item_id": item_id}).first()
     return None if row is None else _shown(row)
 
 

@@ -78,7 +78,7 @@ def _list_statement(filters: frozenset[str], skip: bool) -> sa.Select[Any]:
     costs more Python than running it."""
     page = (
         sa.select(*(items.c[name] for name in READ_KEYS))
-        .where(*(_LIST_FILTERS[name] for name in sorted(filters)))
+        .where(*(condition for name, condition in _LIST_FILTERS.items() if name in filters))
         .order_by(items.c.id)
         .limit(sa.bindparam("limit", type_=sa.Integer))
     )

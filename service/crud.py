@@ -133,11 +133,10 @@ def update_item(engine: Engine, item_id: int, changes: ItemValues) -> ItemValues
     """Set the given fields and return the item as stored; PUT passes every
     field, PATCH only those sent. None if there is no such item.
     """
+    if not changes:
+        return get_item(engine, item_id)
+    parameters = _stored(changes | {"updated_at": utcnow()}) | {"item_id": item_id}
     with engine.connect() as connection:
-        if not changes:
-            row = connection.execute(_GET_ITEM, {"item_id": item_id}).first()
-            return None if row is None else _shown(row)
-        parameters = _stored(changes | {"updated_at": utcnow()}) | {"item_id": item_id}
         if connection.dialect.update_returning:
             # One statement: saves PostgreSQL a round trip.
             row = connection.execute(_UPDATE_RETURNING, parameters).first()

@@ -1,0 +1,47 @@
+"""SQLite files: short reads run on the event loop, so they answer while every
+worker thread waits for the write lock (service.database.short_reads_on_loop).
+
+Only SQLite does this: network databases keep their reads on worker threads,
+where waiting for the network cannot stall the event loop.
+"""
+
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import BACKEND, settings_for
+from service.app import create_app
+
+pytestmark = pytest.mark.skipif(
+    BACKEND != "sqlite", reason="short reads run on the event loop only for SQLite files"
+)
+
+
+def test_reads_answer_while_the_only_worker_thread_waits_for_the_write_lock(
+    database_url: str,
+) -> None:
+    settings = settings_for(database_url, db_pool_size=1, migrate_on_start=False)
+    path = database_url.removeprefix("sqlite:///")
+    with TestClient(create_app(settings)) as client, ThreadPoolExecutor(3) as requests:
+        item = client.post("/items/", json={"name": "Before the lock", "price": 1}).json()
+        other_writer = sqlite3.connect(path, isolation_level=None)
+        other_writer.execute("BEGIN IMMEDIATE")  # holds the write lock
+        try:
+            created = requests.submit(client.post, "/items/", json={"name": "Waits", "price": 2})
+            time.sleep(1)  # the create now waits for the lock on the service's one worker thread
+            assert not created.done()
+            read = requests.submit(client.get, f"/items/{item['id']}")
+            page = requests.submit(client.get, "/items/", params={"after_id": item["id"] - 1})
+            assert read.result(timeout=5).json() == item
+            assert page.result(timeout=5).json()[0] == item
+            assert not created.done()
+        finally:
+            other_writer.execute("COMMIT")
+            other_writer.close()
+        # Nothing acknowledged is lost: the waiting create went through.
+        response = created.result(timeout=20)
+        assert response.status_code == 201, response.text
+        assert client.get(f"/items/{response.json()['id']}").json() == response.json()

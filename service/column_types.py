@@ -120,3 +120,34 @@ class ExactString(sa.TypeDecorator[str]):
         if isinstance(value, bytes):
             return value.decode("utf-8")
         return None if value is None else str(value)
+
+
+class ExactText(sa.TypeDecorator[str]):
+    """Reads an `ExactString` column as text, converted by the database.
+
+    On MySQL/MariaDB the bytes are converted by the server; elsewhere the
+    column is text already. Either way, fetching rows calls no Python per value.
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+    def column_expression(self, column: Any) -> Any:
+        return _TextOf(column)
+
+
+class _TextOf(sa.sql.functions.FunctionElement[str]):
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(_TextOf)
+def _text(element: _TextOf, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_TextOf, "mysql")
+@compiles(_TextOf, "mariadb")
+def _text_mysql(element: _TextOf, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"CONVERT({column} USING utf8mb4)"

@@ -15,7 +15,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from service.column_types import UTCText, utc_text
+from service.column_types import ExactText, UTCText, utc_text
 from service.models import Item, fold_case, utcnow
 from service.schemas import ItemCreate, ItemQuery
 
@@ -25,9 +25,11 @@ items = cast(sa.Table, Item.__table__)
 # Every column a response shows; `name_folded` exists only for searching.
 READ_KEYS = ("id", "name", "description", "price", "sku", "created_at", "updated_at")
 # Read as responses show them: prices as floats (exact for every price the API
-# accepts), times as UTC text. The JSON encoder then needs no Python callbacks.
+# accepts), times as UTC text, SKUs as text. Neither the driver nor the JSON
+# encoder then needs Python callbacks per value.
 _READ_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
     "price": sa.Numeric(12, 2, asdecimal=False),
+    "sku": ExactText(),
     "created_at": UTCText(),
     "updated_at": UTCText(),
 }
@@ -76,16 +78,20 @@ _LIST_FILTERS = {
 def _list_statement(filters: frozenset[str], skip: bool) -> sa.Select[Any]:
     """The list query for a set of filters, built once: building a select
     costs more Python than running it."""
+    conditions = [condition for name, condition in _LIST_FILTERS.items() if name in filters]
+    limit = sa.bindparam("limit", type_=sa.Integer)
+    if not skip:
+        return sa.select(*_read_columns(items)).where(*conditions).order_by(items.c.id).limit(limit)
+    # With an OFFSET, the page is read in the form responses show it in an
+    # outer query, so that the database formats only the rows returned, not
+    # those skipped (PostgreSQL would format them all).
     page = (
         sa.select(*(items.c[name] for name in READ_KEYS))
-        .where(*(condition for name, condition in _LIST_FILTERS.items() if name in filters))
+        .where(*conditions)
         .order_by(items.c.id)
-        .limit(sa.bindparam("limit", type_=sa.Integer))
+        .limit(limit)
+        .offset(sa.bindparam("skip", type_=sa.Integer))
     )
-    if skip:
-        page = page.offset(sa.bindparam("skip", type_=sa.Integer))
-    # The page is read in the form responses show it in an outer query, so
-    # that the database formats only the rows returned, not those skipped.
     subquery = page.subquery("page")
     return sa.select(*_read_columns(subquery)).order_by(subquery.c.id)
 
@@ -105,7 +111,9 @@ def list_items(engine: Engine, query: ItemQuery) -> list[ItemValues]:
     }
     filters = {name: value for name, value in values.items() if value is not None}
     statement = _list_statement(frozenset(filters), skip=query.skip > 0)
-    parameters = filters | {"limit": query.limit, "skip": query.skip}
+    parameters = filters | {"limit": query.limit}
+    if query.skip:
+        parameters["skip"] = query.skip
     with engine.connect() as connection:
         rows = connection.execute(statement, parameters).all()
     return [_shown(row) for row in rows]

@@ -1,9 +1,9 @@
 """The HTTP routes: each resolves its inputs through dependencies and makes one crud call.
 
 Handlers are `async`: the only blocking work, the database call, goes to a
-worker thread in a single hop (short reads on SQLite run on the event loop,
-see `database.short_reads_on_loop`), and the response body is rendered once,
-straight to JSON bytes.
+worker thread in a single hop (reads of one item on SQLite run on the event
+loop, see `database.short_reads_on_loop`), and the response body is rendered
+once, straight to JSON bytes.
 """
 
 from typing import Annotated, Any
@@ -97,8 +97,7 @@ async def create_item(data: ItemCreate, database: DatabaseDep) -> Response:
 async def list_items(
     query: Annotated[ItemQuery, Query()], database: DatabaseDep, request: Request
 ) -> Response:
-    run = database.run_short_read if query.walks_ids_only else database.run
-    items = await run(crud.list_items, query)
+    items = await database.run(crud.list_items, query)
     headers = {}
     if len(items) == query.limit:
         # Keyset paging: the same filters, continuing after the last id returned.

@@ -92,12 +92,6 @@ class ItemQuery(BaseModel):
     min_price: Price | None = None
     max_price: Price | None = None
 
-    @property
-    def walks_ids_only(self) -> bool:
-        """The page is found by walking the primary key for at most `limit`
-        rows: no offset to skip, no filter but `after_id`."""
-        return self.skip == 0 and not self.q and self.min_price is None and self.max_price is None
-
 
 class Message(BaseModel):
     detail: str

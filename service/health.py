@@ -2,7 +2,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
-from service.database import Database, backend_name
+from service.api import DatabaseDep
+from service.database import backend_name
 from service.errors import UNAVAILABLE_ERRORS, database_unavailable
 from service.migrations import current_revision
 from service.schemas import Message, Readiness, Status
@@ -17,9 +18,8 @@ async def health() -> Status:
 
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Message}})
-async def ready(request: Request) -> Readiness | JSONResponse:
+async def ready(request: Request, database: DatabaseDep) -> Readiness | JSONResponse:
     """The database answers and its schema is at the newest revision."""
-    database: Database = request.app.state.database
     try:
         revision, backend = await database.run(_revision_and_backend)
     except UNAVAILABLE_ERRORS:

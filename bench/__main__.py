@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,15 +26,28 @@ def statuses_since(log: Path, offset: int) -> tuple[Counter[str], int]:
     return Counter(code.decode() for code in _STATUS.findall(data[offset:])), len(data)
 
 
+@dataclass
+class Measurement:
+    result: wrk.Result
+    codes: Counter[str]
+    # The server process's CPU time per request, in microseconds (None where /proc is missing).
+    cpu_us: float | None
+
+
 def measure(
-    base: str, values: dict[str, str], args: argparse.Namespace, log: Path
-) -> dict[str, tuple[wrk.Result, Counter[str]]]:
+    server: servers.Server, values: dict[str, str], args: argparse.Namespace, log: Path
+) -> dict[str, Measurement]:
     results = {}
     for endpoint in wrk.ENDPOINTS:
         offset = log.stat().st_size
-        result, _report = wrk.run(base, endpoint, values, args.duration, args.connections)
+        cpu_before = server.cpu_seconds()
+        result, _report = wrk.run(server.base, endpoint, values, args.duration, args.connections)
+        cpu_after = server.cpu_seconds()
         codes, _ = statuses_since(log, offset)
-        results[endpoint.name] = (result, codes)
+        cpu_us = None
+        if cpu_before is not None and cpu_after is not None and result.requests:
+            cpu_us = (cpu_after - cpu_before) / result.requests * 1e6
+        results[endpoint.name] = Measurement(result, codes, cpu_us)
         print(f"  {endpoint.name}: {result.requests_per_second:.0f} req/s", file=sys.stderr)
     return results
 
@@ -43,24 +57,30 @@ def other_statuses(codes: Counter[str]) -> str:
     return ", ".join(f"{count}×{code}" for code, count in odd.items()) or "-"
 
 
-def table(title: str, results: dict[str, tuple[wrk.Result, Counter[str]]], floors: dict) -> None:
+def table(
+    title: str, results: dict[str, Measurement], floors: dict[str, dict[str, Measurement]]
+) -> None:
     print(f"\n### {title}\n")
-    heads = ["endpoint", "req/s", "p50 ms", "p99 ms", "non-2xx", "statuses", "sock err"]
+    heads = ["endpoint", "req/s", "p50 ms", "p99 ms", "CPU µs/req"]
+    heads += ["non-2xx", "statuses", "sock err"]
     heads += [f"× floor {name}" for name in floors]
     print("| " + " | ".join(heads) + " |")
     print("|" + "---|" * len(heads))
-    for name, (result, codes) in results.items():
+    for name, measurement in results.items():
+        result = measurement.result
         cells = [
             name,
             f"{result.requests_per_second:.0f}",
             f"{result.p50_ms:.2f}",
             f"{result.p99_ms:.2f}",
+            "-" if measurement.cpu_us is None else f"{measurement.cpu_us:.0f}",
             str(result.non_2xx),
-            other_statuses(codes),
+            other_statuses(measurement.codes),
             str(result.socket_errors),
         ]
         for floor in floors.values():
-            cells.append(f"{result.requests_per_second / floor[name][0].requests_per_second:.3f}")
+            floor_rate = floor[name].result.requests_per_second
+            cells.append(f"{result.requests_per_second / floor_rate:.3f}")
         print("| " + " | ".join(cells) + " |")
 
 
@@ -86,21 +106,21 @@ def main() -> None:
     for name, start in (("a", servers.floor_tutorial), ("b", servers.floor_service_settings)):
         print(f"floor {name}", file=sys.stderr)
         log = logs / f"floor_{name}.log"
-        with start(log) as base:
-            floors[name] = measure(base, values, args, log)
+        with start(log) as server:
+            floors[name] = measure(server, values, args, log)
     table("floor a: `uvicorn bench.floor:app`, tutorial defaults", floors["a"], {})
     table("floor b: the floor app under `python -m service`'s uvicorn settings", floors["b"], {})
 
     for backend in backends:
         print(backend, file=sys.stderr)
         log = logs / f"service_{backend}.log"
-        with fresh_database(backend) as url, servers.service(url, log) as base:
+        with fresh_database(backend) as url, servers.service(url, log) as server:
             started = time.monotonic()
             seed(url, args.items)
             seconds = time.monotonic() - started
             first, last = seeded_ids(url)
             values = {"first": str(first), "last": str(last), "q": SEARCH_TERM}
-            results = measure(base, values, args, log)
+            results = measure(server, values, args, log)
         table(f"{backend} (seeded {args.items} items in {seconds:.1f} s)", results, floors)
 
 

@@ -42,7 +42,7 @@ def median_ms(client: httpx.Client, params: dict[str, object], repeat: int) -> f
 
 
 def measure_backend(backend: str, args: argparse.Namespace, log: Path) -> dict[str, object]:
-    with fresh_database(backend) as url, servers.service(url, log) as base:
+    with fresh_database(backend) as url, servers.service(url, log) as server:
         started = time.monotonic()
         seed(url, args.rows)
         seed_seconds = time.monotonic() - started
@@ -51,7 +51,7 @@ def measure_backend(backend: str, args: argparse.Namespace, log: Path) -> dict[s
         depths = sorted({d for d in depths if 0 <= d <= args.rows - 100})
         paging: dict[str, list[float]] = {"after_id": [], "skip": []}
         filters: dict[str, float] = {}
-        with httpx.Client(base_url=base, timeout=120) as client:
+        with httpx.Client(base_url=server.base, timeout=120) as client:
             for depth in depths:
                 for method, value in (("after_id", first - 1 + depth), ("skip", depth)):
                     params = {"limit": 100, method: value}

@@ -8,6 +8,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,6 +18,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Server:
+    base: str
+    pid: int
+
+    def cpu_seconds(self) -> float | None:
+        """User and system CPU seconds the server has used, from /proc (Linux); else None."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        # utime and stime, the 14th and 15th fields of stat(5), counting from the pid.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -35,8 +51,8 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 6
 
 
 @contextmanager
-def serve(command: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[str]:
-    """Run `command` (which must listen on `port`) and yield its base URL; stop it afterwards.
+def serve(command: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[Server]:
+    """Run `command` (which must listen on `port`) and yield it as a Server; stop it afterwards.
 
     The server's output, access log included, goes to `log`, as it would to a file in production.
     """
@@ -47,7 +63,7 @@ def serve(command: list[str], env: dict[str, str], port: int, log: Path) -> Iter
         )
         try:
             wait_until_up(f"{base}/health", process)
-            yield base
+            yield Server(base, process.pid)
         finally:
             process.terminate()
             try:
@@ -57,7 +73,7 @@ def serve(command: list[str], env: dict[str, str], port: int, log: Path) -> Iter
                 process.wait()
 
 
-def service(database_url: str, log: Path) -> AbstractContextManager[str]:
+def service(database_url: str, log: Path) -> AbstractContextManager[Server]:
     """`python -m service` as users run it: migrating on start, one worker."""
     port = free_port()
     env = {
@@ -70,14 +86,14 @@ def service(database_url: str, log: Path) -> AbstractContextManager[str]:
     return serve([sys.executable, "-m", "service"], env, port, log)
 
 
-def floor_tutorial(log: Path) -> AbstractContextManager[str]:
+def floor_tutorial(log: Path) -> AbstractContextManager[Server]:
     """Floor (a): the bare app under the plain `uvicorn` command, all defaults."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "bench.floor:app", "--port", str(port)]
     return serve(command, {}, port, log)
 
 
-def floor_service_settings(log: Path) -> AbstractContextManager[str]:
+def floor_service_settings(log: Path) -> AbstractContextManager[Server]:
     """Floor (b): the bare app under the server settings `python -m service` uses."""
     port = free_port()
     env = {"PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "1"}

@@ -44,7 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_body_size=MAX_BODY_BYTES)
     add_error_handlers(app)
     # The routes join the app's own router instead of being included as
-    # sub-routers, which FastAPI matches twice per request: get-one +9%.
-    for router in (api.router, health.router):
-        app.router.routes.extend(router.routes)
+    # sub-routers, which FastAPI matches twice per request: get-one +9%. They
+    # go first: routes are matched in order, and the five docs routes need
+    # not be tried before every item request.
+    app.router.routes[:0] = [*api.router.routes, *health.router.routes]
     return app

@@ -207,9 +207,10 @@ def short_reads_on_loop(engine: Engine) -> bool:
     reader never waits for a writer, and the pool has a connection that no
     worker thread takes (`_sqlite_options`), so the loop never waits either.
     Lists stay on worker threads: on the loop a list of 100 served 35-50%
-    more requests, but p99 rose from 1.5x to 4-12x p50 (the server's own
-    time per request stayed under 2 ms, so the wait is in how requests were
-    taken in turn; not understood yet).
+    more requests, but each turn of a busy loop then lasts as long as the
+    lists it serves (20 ms for 32 lists of 100), and uvloop's libuv accepts
+    one new connection per turn (libuv PR #3696): 32 connections opened at
+    once waited up to 330 ms for their first answer.
     Network databases answer over a socket: waiting for that on the loop
     would stall every other request, so they keep worker threads.
     `sqlite://` shares one connection with its worker thread: it does too.

@@ -176,7 +176,7 @@ class Database:
     def __init__(self, engine: Engine, threads: int) -> None:
         self.engine = engine
         self.threads = threads
-        self.short_reads_on_loop = short_reads_on_loop(engine)
+        self.short_reads_on_loop = short_reads_on_loop(engine.url)
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="database")
 
     async def run(self, call: Callable[[Engine, *Args], T], *args: *Args) -> T:
@@ -196,7 +196,7 @@ class Database:
         self.engine.dispose()
 
 
-def short_reads_on_loop(engine: Engine) -> bool:
+def short_reads_on_loop(url: URL) -> bool:
     """Whether short reads are cheaper on the event loop than on a worker thread.
 
     For a SQLite file, yes. SQLite works inside this process, and its driver
@@ -215,7 +215,6 @@ def short_reads_on_loop(engine: Engine) -> bool:
     would stall every other request, so they keep worker threads.
     `sqlite://` shares one connection with its worker thread: it does too.
     """
-    url = engine.url
     return url.get_backend_name() == "sqlite" and not _is_sqlite_memory(url)
 
 
@@ -240,9 +239,10 @@ def _sqlite_options(url: URL, settings: Settings) -> dict[str, Any]:
         # Every connection to `sqlite://` would be a new, empty database: share one.
         return {"connect_args": connect_args, "poolclass": StaticPool}
     options = _pool_options(url, settings)
-    # One connection more than the worker threads take: the one for short
-    # reads on the event loop (see `short_reads_on_loop`), which never waits.
-    options["pool_size"] += 1
+    if short_reads_on_loop(url):
+        # One connection more than the worker threads take: the one for short
+        # reads on the event loop, which then never waits.
+        options["pool_size"] += 1
     # The busy timeout makes writers wait for each other instead of failing.
     return options | {"connect_args": connect_args | {"timeout": 15}}
 

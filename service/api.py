@@ -1,9 +1,9 @@
 """The HTTP routes: each resolves its inputs through dependencies and makes one crud call.
 
 Handlers are `async`: the only blocking work, the database call, goes to a
-worker thread in a single hop (reads of one item on SQLite run on the event
-loop, see `database.short_reads_on_loop`), and the response body is rendered
-once, straight to JSON bytes.
+worker thread in a single hop (reads of one item are gathered into one query
+per turn of the event loop, see `batched_reads`), and the response body is
+rendered once, straight to JSON bytes.
 """
 
 from typing import Annotated, Any
@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
 from service import crud
+from service.batched_reads import BatchedReads
 from service.crud import ItemValues
 from service.database import Database
 from service.schemas import (
@@ -34,6 +35,13 @@ async def get_database(request: Request) -> Database:
 DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
+async def get_item_reads(request: Request) -> BatchedReads[int, ItemValues]:
+    return request.app.state.item_reads  # type: ignore[no-any-return]
+
+
+ItemReadsDep = Annotated[BatchedReads[int, ItemValues], Depends(get_item_reads)]
+
+
 def not_found() -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail="Item not found")
 
@@ -43,9 +51,9 @@ def id_in_range_or_404(item_id: int) -> None:
         raise not_found()
 
 
-async def get_item_or_404(item_id: int, database: DatabaseDep) -> ItemValues:
+async def get_item_or_404(item_id: int, item_reads: ItemReadsDep) -> ItemValues:
     id_in_range_or_404(item_id)
-    item = await database.run_short_read(crud.get_item, item_id)
+    item = await item_reads.get(item_id)
     if item is None:
         raise not_found()
     return item

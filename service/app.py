@@ -4,7 +4,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from service import api, health
+from service import api, crud, health
+from service.batched_reads import BatchedReads
 from service.body_limit import BodyLimit
 from service.database import Database, create_engine, parse_database_url, worker_threads
 from service.errors import add_error_handlers
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(url, settings, autocommit=True)
         database = Database(engine, worker_threads(url, settings))
         app.state.database = database
+        app.state.item_reads = BatchedReads(database, crud.get_items)
         app.state.head_revision = head_revision()
         try:
             yield

@@ -59,6 +59,18 @@ def _shown(row: sa.Row[Any]) -> ItemValues:
     return dict(zip(READ_KEYS, row, strict=True))
 
 
+_GET_ITEMS = sa.select(*_read_columns(items)).where(
+    items.c.id.in_(sa.bindparam("item_ids", expanding=True))
+)
+
+
+def get_items(engine: Engine, item_ids: list[int]) -> dict[int, ItemValues]:
+    """The items with these ids that exist, by id."""
+    with engine.connect() as connection:
+        rows = connection.execute(_GET_ITEMS, {"item_ids": item_ids}).all()
+    return {row[0]: _shown(row) for row in rows}
+
+
 def get_item(engine: Engine, item_id: int) -> ItemValues | None:
     with engine.connect() as connection:
         row = connection.execute(_GET_ITEM, {"item_id": item_id}).first()

@@ -184,12 +184,21 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, call, self.engine, *args)
 
-    async def run_short_read(self, call: Callable[[Engine, *Args], T], *args: *Args) -> T:
-        """`call(engine, *args)`, a read of one row by an index seek: right here
-        on the event loop where `short_reads_on_loop` says so, else on a worker thread."""
-        if self.short_reads_on_loop:
-            return call(self.engine, *args)
-        return await self.run(call, *args)
+    def start_short_read(
+        self, call: Callable[[Engine, *Args], T], *args: *Args
+    ) -> asyncio.Future[T]:
+        """Start `call(engine, *args)`, a short read by index seeks: right here on
+        the event loop where `short_reads_on_loop` says so (the future returned
+        is then done), else on a worker thread."""
+        loop = asyncio.get_running_loop()
+        if not self.short_reads_on_loop:
+            return loop.run_in_executor(self._executor, call, self.engine, *args)
+        future: asyncio.Future[T] = loop.create_future()
+        try:
+            future.set_result(call(self.engine, *args))
+        except Exception as error:
+            future.set_exception(error)
+        return future
 
     def close(self) -> None:
         self._executor.shutdown()

@@ -1,10 +1,13 @@
 """The floor: the same endpoints and JSON shapes as the service, without a database.
 
 Served two ways: `uvicorn bench.floor:app` (floor a, tutorial defaults) and
-`python -m bench.floor` (floor b, whatever server settings `python -m service` uses).
+`python -m bench.floor` (floor b, whatever server settings `python -m service` uses, and
+its start-up step for the garbage collector).
 """
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
@@ -94,10 +97,23 @@ def service_server_settings() -> dict[str, Any]:
     return dict(run.call_args.kwargs)
 
 
+def app_with_service_start_up() -> FastAPI:
+    """The floor app, freezing its start-up objects as the service does (floor b)."""
+    # Imported here: floor a, the tutorial's app, must not load the service.
+    from service.app import freeze_startup_objects
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        freeze_startup_objects()
+        yield
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
 def main() -> None:
-    settings = service_server_settings()
-    settings.pop("factory", None)
-    uvicorn.run("bench.floor:app", **settings)
+    settings = service_server_settings() | {"factory": True}
+    uvicorn.run("bench.floor:app_with_service_start_up", **settings)
 
 
 if __name__ == "__main__":

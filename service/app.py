@@ -1,3 +1,4 @@
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.database = database
         app.state.item_reads = BatchedReads(database, crud.get_items)
         app.state.head_revision = head_revision()
+        freeze_startup_objects()
         try:
             yield
         finally:
@@ -51,3 +53,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # not be tried before every item request.
     app.router.routes[:0] = [*api.router.routes, *health.router.routes]
     return app
+
+
+def freeze_startup_objects() -> None:
+    """Leave everything alive after start-up out of garbage collection from now on.
+
+    Under load, the objects of requests in flight outlive two young
+    collections, and Python then makes a full one, every second or so: each
+    walked all of FastAPI, pydantic and SQLAlchemy for 75-85 ms, collected
+    nothing, and held up every request in flight (get-one p99 88 ms against a
+    p50 of 13 ms). With those frozen, a full collection takes under 1 ms.
+    """
+    gc.collect()
+    gc.freeze()

@@ -121,10 +121,19 @@ async def read_item(item: ItemDep) -> Response:
     return json_response(item_json(item))
 
 
-async def _update(database: Database, item_id: int, changes: ItemValues) -> Response:
+async def _update(
+    database: Database, item_reads: BatchedReads[int, ItemValues], item_id: int, changes: ItemValues
+) -> Response:
     id_in_range_or_404(item_id)
-    # One trip to a worker thread: the update and the read of the result.
-    updated = await database.run(crud.update_item, item_id, changes)
+    if not changes:
+        updated = await item_reads.get(item_id)
+    elif database.engine.dialect.update_returning:
+        updated = await database.run(crud.update_item, item_id, changes)
+    else:
+        # MySQL and MariaDB have no UPDATE ... RETURNING: update, then read the
+        # item back together with the other reads of the moment (batched_reads).
+        found = await database.run(crud.update_item_fields, item_id, changes)
+        updated = await item_reads.get(item_id) if found else None
     if updated is None:
         raise not_found()
     return json_response(item_json(updated))
@@ -136,8 +145,10 @@ async def _update(database: Database, item_id: int, changes: ItemValues) -> Resp
     dependencies=json_body,
     responses=_errors(400, 404, 409, 413, 415),
 )
-async def replace_item(data: ItemCreate, item_id: int, database: DatabaseDep) -> Response:
-    return await _update(database, item_id, data.model_dump())
+async def replace_item(
+    data: ItemCreate, item_id: int, database: DatabaseDep, item_reads: ItemReadsDep
+) -> Response:
+    return await _update(database, item_reads, item_id, data.model_dump())
 
 
 @router.patch(
@@ -146,8 +157,10 @@ async def replace_item(data: ItemCreate, item_id: int, database: DatabaseDep) ->
     dependencies=json_body,
     responses=_errors(400, 404, 409, 413, 415),
 )
-async def update_item(data: ItemUpdate, item_id: int, database: DatabaseDep) -> Response:
-    return await _update(database, item_id, data.model_dump(exclude_unset=True))
+async def update_item(
+    data: ItemUpdate, item_id: int, database: DatabaseDep, item_reads: ItemReadsDep
+) -> Response:
+    return await _update(database, item_reads, item_id, data.model_dump(exclude_unset=True))
 
 
 @router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_errors(404))

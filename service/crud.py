@@ -44,10 +44,6 @@ def _read_columns(source: sa.FromClause) -> list[sa.ColumnElement[Any]]:
     ]
 
 
-# Built once: SQLAlchemy then reuses its cache key and compiled form on every call.
-_GET_ITEM = sa.select(*_read_columns(items)).where(items.c.id == sa.bindparam("item_id"))
-
-
 def _stored(values: ItemValues) -> ItemValues:
     if "name" in values:
         return values | {"name_folded": fold_case(values["name"])}
@@ -59,6 +55,7 @@ def _shown(row: sa.Row[Any]) -> ItemValues:
     return dict(zip(READ_KEYS, row, strict=True))
 
 
+# Built once: SQLAlchemy then reuses its cache key and compiled form on every call.
 _GET_ITEMS = sa.select(*_read_columns(items)).where(
     items.c.id.in_(sa.bindparam("item_ids", expanding=True))
 )
@@ -69,12 +66,6 @@ def get_items(engine: Engine, item_ids: list[int]) -> dict[int, ItemValues]:
     with engine.connect() as connection:
         rows = connection.execute(_GET_ITEMS, {"item_ids": item_ids}).all()
     return {row[0]: _shown(row) for row in rows}
-
-
-def get_item(engine: Engine, item_id: int) -> ItemValues | None:
-    with engine.connect() as connection:
-        row = connection.execute(_GET_ITEM, {"item_id": item_id}).first()
-    return None if row is None else _shown(row)
 
 
 # The filters a list can have, each with its bound parameter.
@@ -150,24 +141,24 @@ def create_item(engine: Engine, data: ItemCreate) -> ItemValues:
 
 
 def update_item(engine: Engine, item_id: int, changes: ItemValues) -> ItemValues | None:
-    """Set the given fields and return the item as stored; PUT passes every
-    field, PATCH only those sent. None if there is no such item.
+    """Set the given fields (PUT passes every field, PATCH those sent) and
+    return the item as stored, in one `UPDATE ... RETURNING`: for engines whose
+    dialect has `update_returning`. None if there is no such item.
     """
-    if not changes:
-        return get_item(engine, item_id)
-    parameters = _stored(changes | {"updated_at": utcnow()}) | {"item_id": item_id}
     with engine.connect() as connection:
-        if connection.dialect.update_returning:
-            # One statement: saves PostgreSQL a round trip.
-            row = connection.execute(_UPDATE_RETURNING, parameters).first()
-        else:
-            # MySQL and MariaDB have no UPDATE ... RETURNING (and SQLite does
-            # better without it, see database.create_engine): update, then read.
-            # Rows matched, on MySQL too: SQLAlchemy connects with CLIENT_FOUND_ROWS.
-            if connection.execute(_UPDATE, parameters).rowcount == 0:
-                return None
-            row = connection.execute(_GET_ITEM, {"item_id": item_id}).first()
+        row = connection.execute(_UPDATE_RETURNING, _update_parameters(item_id, changes)).first()
     return None if row is None else _shown(row)
+
+
+def update_item_fields(engine: Engine, item_id: int, changes: ItemValues) -> bool:
+    """Set the given fields, without reading the item back; False if there is no such item."""
+    with engine.connect() as connection:
+        # Rows matched, on MySQL too: SQLAlchemy connects with CLIENT_FOUND_ROWS.
+        return connection.execute(_UPDATE, _update_parameters(item_id, changes)).rowcount > 0
+
+
+def _update_parameters(item_id: int, changes: ItemValues) -> ItemValues:
+    return _stored(changes | {"updated_at": utcnow()}) | {"item_id": item_id}
 
 
 def delete_item(engine: Engine, item_id: int) -> bool:

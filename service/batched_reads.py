@@ -23,10 +23,11 @@ class BatchedReads(Generic[K, V]):
     of `read_many(engine, keys)`, which returns the rows it found by key. Under
     load, most of what a read by primary key costs the service is not the
     database's work but the trip to a worker thread and SQLAlchemy's work per
-    statement; here a batch pays them once. With 32 clients, get-one served
-    1.8-2x the requests on PostgreSQL and MariaDB, 1.25x on SQLite
-    (bench/results.md). A read still starts after its request arrived, so it
-    sees every write acknowledged before.
+    statement; here a batch pays them once. With 32 clients a query served
+    about 11 requests, and get-one served 1.9x the requests on PostgreSQL,
+    1.8x on MariaDB, 1.2x on SQLite (bench/results.md, round 6). A read still
+    starts after its request arrived, so it sees every write acknowledged
+    before.
     """
 
     def __init__(

@@ -130,6 +130,12 @@ def create_engine(url: URL, settings: Settings, *, autocommit: bool = False) -> 
         ) from None
     if backend == "sqlite":
         _enable_sqlite_pragmas(engine, in_memory=_is_sqlite_memory(url))
+        # PUT and PATCH update with RETURNING where the dialect says it can.
+        # SQLite holds its write lock until the returned row has been fetched,
+        # which needs the GIL back, and the other writer sleeps on the busy
+        # timeout: PATCH p99 224-325 ms against 43-49 ms for an UPDATE and a
+        # read, and 5-20% fewer requests.
+        engine.dialect.update_returning = False
     else:
         _pre_ping_idle_connections(engine, PING_AFTER_IDLE_SECONDS)
     return engine
@@ -206,8 +212,9 @@ def short_reads_on_loop(url: URL) -> bool:
     For a SQLite file, yes. SQLite works inside this process, and its driver
     lets go of the GIL and takes it back for every row it steps through: from
     a worker thread, each of those is a hand-over with the event loop. On the
-    loop there is no one to hand over to: get-one served 45-60% more
-    requests, measured side by side (wrk, 32 connections). In WAL mode a
+    loop there is no one to hand over to: get-one (its reads gathered by
+    `batched_reads`) served 35% more requests, measured side by side (wrk, 32
+    connections; 45-60% before reads were gathered). In WAL mode a
     reader never waits for a writer, and the pool has a connection that no
     worker thread takes (`_sqlite_options`), so the loop never waits either.
     Lists stay on worker threads: on the loop a list of 100 served 35-50%

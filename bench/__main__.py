@@ -57,9 +57,7 @@ def other_statuses(codes: Counter[str]) -> str:
     return ", ".join(f"{count}×{code}" for code, count in odd.items()) or "-"
 
 
-def table(
-    title: str, results: dict[str, Measurement], floors: dict[str, dict[str, Measurement]]
-) -> None:
+def table(title: str, results: dict[str, Measurement], floors: dict[str, dict[str, float]]) -> None:
     print(f"\n### {title}\n")
     heads = ["endpoint", "req/s", "p50 ms", "p99 ms", "CPU µs/req"]
     heads += ["non-2xx", "statuses", "sock err"]
@@ -78,10 +76,27 @@ def table(
             other_statuses(measurement.codes),
             str(result.socket_errors),
         ]
-        for floor in floors.values():
-            floor_rate = floor[name].result.requests_per_second
-            cells.append(f"{result.requests_per_second / floor_rate:.3f}")
+        for floor_rates in floors.values():
+            cells.append(f"{result.requests_per_second / floor_rates[name]:.3f}")
         print("| " + " | ".join(cells) + " |")
+
+
+FLOORS = {
+    "a": "`uvicorn bench.floor:app`, tutorial defaults",
+    "b": "the floor app under `python -m service`'s uvicorn settings",
+}
+
+
+def measure_floors(
+    values: dict[str, str], args: argparse.Namespace, logs: Path, when: str
+) -> dict[str, dict[str, Measurement]]:
+    floors = {}
+    for name, start in (("a", servers.floor_tutorial), ("b", servers.floor_service_settings)):
+        print(f"floor {name} ({when})", file=sys.stderr)
+        log = logs / f"floor_{name}_{when}.log"
+        with start(log) as server:
+            floors[name] = measure(server, values, args, log)
+    return floors
 
 
 def main() -> None:
@@ -102,15 +117,8 @@ def main() -> None:
         f"q={SEARCH_TERM!r} matches one item in ten."
     )
     values = {"first": "1", "last": str(args.items), "q": SEARCH_TERM}
-    floors = {}
-    for name, start in (("a", servers.floor_tutorial), ("b", servers.floor_service_settings)):
-        print(f"floor {name}", file=sys.stderr)
-        log = logs / f"floor_{name}.log"
-        with start(log) as server:
-            floors[name] = measure(server, values, args, log)
-    table("floor a: `uvicorn bench.floor:app`, tutorial defaults", floors["a"], {})
-    table("floor b: the floor app under `python -m service`'s uvicorn settings", floors["b"], {})
-
+    floors_before = measure_floors(values, args, logs, "before")
+    backend_results = {}
     for backend in backends:
         print(backend, file=sys.stderr)
         log = logs / f"service_{backend}.log"
@@ -119,9 +127,31 @@ def main() -> None:
             seed(url, args.items)
             seconds = time.monotonic() - started
             first, last = seeded_ids(url)
-            values = {"first": str(first), "last": str(last), "q": SEARCH_TERM}
-            results = measure(server, values, args, log)
-        table(f"{backend} (seeded {args.items} items in {seconds:.1f} s)", results, floors)
+            backend_values = {"first": str(first), "last": str(last), "q": SEARCH_TERM}
+            backend_results[f"{backend} (seeded {args.items} items in {seconds:.1f} s)"] = measure(
+                server, backend_values, args, log
+            )
+    floors_after = measure_floors(values, args, logs, "after")
+
+    # This machine's speed drifts within minutes: each floor is measured before
+    # and after the backends, and the ratios are to the mean of the two.
+    floors = {
+        name: {
+            endpoint: (
+                before.result.requests_per_second
+                + floors_after[name][endpoint].result.requests_per_second
+            )
+            / 2
+            for endpoint, before in floors_before[name].items()
+        }
+        for name in FLOORS
+    }
+    for name, title in FLOORS.items():
+        table(f"floor {name} before the backends: {title}", floors_before[name], {})
+        table(f"floor {name} after the backends", floors_after[name], {})
+    print("\nRatios below are to the mean of each floor's two runs.")
+    for title, results in backend_results.items():
+        table(title, results, floors)
 
 
 if __name__ == "__main__":

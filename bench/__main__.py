@@ -81,9 +81,13 @@ def table(title: str, results: dict[str, Measurement], floors: dict[str, dict[st
         print("| " + " | ".join(cells) + " |")
 
 
+# Each floor's name, title and server.
 FLOORS = {
-    "a": "`uvicorn bench.floor:app`, tutorial defaults",
-    "b": "the floor app under `python -m service`'s uvicorn settings",
+    "a": ("`uvicorn bench.floor:app`, tutorial defaults", servers.floor_tutorial),
+    "b": (
+        "the floor app under `python -m service`'s uvicorn settings",
+        servers.floor_service_settings,
+    ),
 }
 
 
@@ -91,7 +95,7 @@ def measure_floors(
     values: dict[str, str], args: argparse.Namespace, logs: Path, when: str
 ) -> dict[str, dict[str, Measurement]]:
     floors = {}
-    for name, start in (("a", servers.floor_tutorial), ("b", servers.floor_service_settings)):
+    for name, (_title, start) in FLOORS.items():
         print(f"floor {name} ({when})", file=sys.stderr)
         log = logs / f"floor_{name}_{when}.log"
         with start(log) as server:
@@ -146,7 +150,7 @@ def main() -> None:
         }
         for name in FLOORS
     }
-    for name, title in FLOORS.items():
+    for name, (title, _start) in FLOORS.items():
         table(f"floor {name} before the backends: {title}", floors_before[name], {})
         table(f"floor {name} after the backends", floors_after[name], {})
     print("\nRatios below are to the mean of each floor's two runs.")

@@ -60,12 +60,12 @@ def _answer(
     batch: dict[K, list[asyncio.Future[V | None]]], found: asyncio.Future[dict[K, V]]
 ) -> None:
     error = found.exception()
-    rows = {} if error else found.result()
+    rows = {} if error is not None else found.result()
     for key, futures in batch.items():
         for future in futures:
             if future.done():  # its request was cancelled
                 continue
-            if error:
+            if error is not None:
                 future.set_exception(error)
             else:
                 future.set_result(rows.get(key))

@@ -8,7 +8,9 @@ rendered once, straight to JSON bytes.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from service import crud
 from service.batched_reads import BatchedReads
@@ -74,6 +76,51 @@ async def require_json(request: Request) -> None:
         )
 
 
+async def get_item_query(request: Request) -> ItemQuery:
+    """The list's query parameters, validated by `ItemQuery` itself.
+
+    Not declared as FastAPI's query-parameter model: FastAPI inspects each
+    field's type for every request it extracts, which cost a fifth of a
+    list's CPU time (about 300 µs of 1,300, in process). Invalid parameters
+    get FastAPI's own 422 answer; the OpenAPI document gets the parameters
+    from `query_parameters`.
+    """
+    try:
+        return ItemQuery.model_validate(request.query_params)
+    except ValidationError as error:
+        details = error.errors(include_url=False)
+        raise RequestValidationError(
+            [{**detail, "loc": ("query", *detail["loc"])} for detail in details]
+        ) from None
+
+
+ItemQueryDep = Annotated[ItemQuery, Depends(get_item_query)]
+
+
+def query_parameters_openapi(model: type[BaseModel]) -> dict[str, Any]:
+    """What FastAPI would document for `model` as a query-parameter model:
+    each field as a parameter, and its 422 answer (`HTTPValidationError` is in
+    the document's components: routes with a body declare it)."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, field_schema in schema["properties"].items():
+        parameter = {"name": name, "in": "query", "required": name in required}
+        if "description" in field_schema:
+            parameter["description"] = field_schema["description"]
+        parameters.append(parameter | {"schema": field_schema})
+    invalid = {"$ref": "#/components/schemas/HTTPValidationError"}
+    return {
+        "parameters": parameters,
+        "responses": {
+            "422": {
+                "description": "Validation Error",
+                "content": {"application/json": {"schema": invalid}},
+            }
+        },
+    }
+
+
 def json_response(
     body: bytes, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
@@ -101,10 +148,12 @@ async def create_item(data: ItemCreate, database: DatabaseDep) -> Response:
     return json_response(item_json(item), 201, {"Location": f"/items/{item['id']}"})
 
 
-@router.get("/", response_model=list[ItemRead])
-async def list_items(
-    query: Annotated[ItemQuery, Query()], database: DatabaseDep, request: Request
-) -> Response:
+@router.get(
+    "/",
+    response_model=list[ItemRead],
+    openapi_extra=query_parameters_openapi(ItemQuery),
+)
+async def list_items(query: ItemQueryDep, database: DatabaseDep, request: Request) -> Response:
     items = await database.run(crud.list_items, query)
     headers = {}
     if len(items) == query.limit:

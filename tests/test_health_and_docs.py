@@ -112,3 +112,21 @@ def test_openapi_describes_every_status(client: TestClient) -> None:
     assert statuses("/health/ready", "get") >= {"200", "503"}
     query = {p["name"] for p in paths["/items/"]["get"]["parameters"]}
     assert query == {"skip", "limit", "after_id", "q", "min_price", "max_price"}
+
+
+def test_list_parameters_are_documented_with_their_limits(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/items/"]["get"]
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert all(p["in"] == "query" and p["required"] is False for p in parameters.values())
+    limit = parameters["limit"]["schema"]
+    assert (limit["type"], limit["minimum"], limit["maximum"], limit["default"]) == (
+        "integer",
+        1,
+        1000,
+        100,
+    )
+    assert "literal" in parameters["q"]["description"]
+    price = parameters["min_price"]["schema"]["anyOf"][0]
+    assert (price["type"], price["multipleOf"]) == ("number", 0.01)
+    invalid = operation["responses"]["422"]["content"]["application/json"]["schema"]
+    assert invalid == {"$ref": "#/components/schemas/HTTPValidationError"}

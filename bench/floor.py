@@ -1,8 +1,9 @@
 """The floor: the same endpoints and JSON shapes as the service, without a database.
 
 Served two ways: `uvicorn bench.floor:app` (floor a, tutorial defaults) and
-`python -m bench.floor` (floor b, whatever server settings `python -m service` uses, and
-its start-up step for the garbage collector).
+`python -m bench.floor` (floor b, whatever server settings `python -m service` uses, its
+start-up step for the garbage collector, and its pinning to one CPU as with a network
+database).
 """
 
 import os
@@ -112,7 +113,11 @@ def app_with_service_start_up() -> FastAPI:
 
 
 def main() -> None:
+    from service.__main__ import pin_to_one_cpu
+
     settings = service_server_settings() | {"factory": True}
+    if settings["workers"] == 1:
+        pin_to_one_cpu()
     uvicorn.run("bench.floor:app_with_service_start_up", **settings)
 
 

@@ -1,12 +1,19 @@
 """`python -m service`: migrate the schema (unless MIGRATE_ON_START is off), then serve."""
 
 import logging
+import os
 import sys
 
 import uvicorn
 from sqlalchemy import exc
 
-from service.database import DatabaseURLError, create_engine, parse_database_url, safe_url
+from service.database import (
+    DatabaseURLError,
+    create_engine,
+    one_cpu_suits,
+    parse_database_url,
+    safe_url,
+)
 from service.migrations import upgrade_to_head
 from service.settings import Settings
 
@@ -29,6 +36,8 @@ def main() -> None:
     except exc.OperationalError as error:
         sys.exit(f"error: cannot migrate the database at {safe_url(url)}: {error.orig}".strip())
     logger.info("Serving on %s with database %s", f"{settings.host}:{settings.port}", safe_url(url))
+    if settings.web_concurrency == 1 and one_cpu_suits(url):
+        pin_to_one_cpu()
     uvicorn.run(
         "service.app:create_app",
         factory=True,
@@ -37,6 +46,18 @@ def main() -> None:
         workers=settings.web_concurrency,
         access_log=settings.access_log,
     )
+
+
+def pin_to_one_cpu() -> None:
+    """Keep this process on one of the CPUs it may use (Linux; elsewhere, nothing).
+
+    Called before uvicorn starts, while this is the only thread: every
+    thread started later inherits it. Why, and for which databases:
+    `database.one_cpu_suits`. With several worker processes nothing is
+    pinned, as each would have to find a CPU of its own.
+    """
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
 if __name__ == "__main__":

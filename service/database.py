@@ -229,6 +229,23 @@ def short_reads_on_loop(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and not _is_sqlite_memory(url)
 
 
+def one_cpu_suits(url: URL) -> bool:
+    """Whether a one-worker service is faster with all its threads on one CPU.
+
+    Only one thread at a time runs Python, and the event loop hands the GIL
+    to a worker thread and back several times per request; between two
+    CPUs each hand-over wakes the other CPU. On one CPU, measured side by
+    side (wrk, 32 connections, 2 rounds): PostgreSQL get-one +15%, list-100
+    +29%, create +37%, patch +27%; MariaDB +33%, +80%, +42%, +75%. The
+    database server keeps the other CPUs.
+    Not for SQLite, which does its database work inside the process: a
+    writer waiting for another's lock sleeps, and committing or checkpointing
+    on the CPU the event loop keeps busy took long enough for create's p99 to
+    go from 42 to 131-385 ms.
+    """
+    return url.get_backend_name() != "sqlite"
+
+
 def _pool_options(url: URL, settings: Settings) -> dict[str, Any]:
     limits = pool_limits(url, settings)
     assert limits is not None

@@ -1,5 +1,6 @@
 """`python -m service` as users run it: a real process, a real port."""
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import BACKEND, server_url
-from servers import running_service, service_env
+from servers import free_port, running_service, service_env, wait_until_answers
 
 PASSWORD = "p@ss:w/rd%?x"
 
@@ -47,6 +48,29 @@ def test_access_log_is_on_unless_turned_off(tmp_path: Path, empty_database: str)
         with running_service(tmp_path, DATABASE_URL=empty_database, **variables) as (base, output):
             assert httpx.get(f"{base}/items/?limit=7").status_code == 200
         assert ("GET /items/?limit=7 HTTP/1.1" in output[0]) is logged
+
+
+def test_one_worker_keeps_to_one_cpu_unless_the_database_is_sqlite(
+    tmp_path: Path, empty_database: str
+) -> None:
+    allowed = os.sched_getaffinity(0)
+    port = free_port()
+    env = service_env(HOST="127.0.0.1", PORT=str(port), DATABASE_URL=empty_database)
+    command = [sys.executable, "-m", "service"]
+    with subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL) as process:
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_until_answers(f"{base}/health", process)
+            assert httpx.get(f"{base}/items/").status_code == 200
+            threads = os.listdir(f"/proc/{process.pid}/task")
+            assert len(threads) > 1  # the event loop and the database worker threads
+            cpus = {frozenset(os.sched_getaffinity(int(thread))) for thread in threads}
+        finally:
+            process.terminate()
+    if BACKEND == "sqlite":
+        assert cpus == {frozenset(allowed)}
+    else:
+        assert cpus == {frozenset({min(allowed)})}
 
 
 def run_to_exit(*command: str, **variables: str) -> subprocess.CompletedProcess[str]:

@@ -2,8 +2,7 @@
 
 Served two ways: `uvicorn bench.floor:app` (floor a, tutorial defaults) and
 `python -m bench.floor` (floor b, whatever server settings `python -m service` uses, its
-start-up step for the garbage collector, and its pinning to one CPU as with a network
-database).
+start-up step for the garbage collector, and its pinning to one CPU).
 """
 
 import os

@@ -144,7 +144,7 @@ json_body = [Depends(require_json)]
     responses=_errors(400, 409, 413, 415),
 )
 async def create_item(data: ItemCreate, database: DatabaseDep) -> Response:
-    item = await database.run(crud.create_item, data)
+    item = await database.write(crud.create_item, data)
     return json_response(item_json(item), 201, {"Location": f"/items/{item['id']}"})
 
 
@@ -177,12 +177,12 @@ async def _update(
     if not changes:
         updated = await item_reads.get(item_id)
     elif database.engine.dialect.update_returning:
-        updated = await database.run(crud.update_item, item_id, changes)
+        updated = await database.write(crud.update_item, item_id, changes)
     else:
         # MySQL and MariaDB have no UPDATE ... RETURNING, and SQLite does
         # better without it (database.create_engine): update, then read the
         # item back together with the other reads of the moment (batched_reads).
-        found = await database.run(crud.update_item_fields, item_id, changes)
+        found = await database.write(crud.update_item_fields, item_id, changes)
         updated = await item_reads.get(item_id) if found else None
     if updated is None:
         raise not_found()
@@ -216,6 +216,6 @@ async def update_item(
 @router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_errors(404))
 async def delete_item(item_id: int, database: DatabaseDep) -> Response:
     id_in_range_or_404(item_id)
-    if not await database.run(crud.delete_item, item_id):
+    if not await database.write(crud.delete_item, item_id):
         raise not_found()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -143,7 +143,7 @@ def create_engine(url: URL, settings: Settings, *, autocommit: bool = False) -> 
 
 def pool_limits(url: URL, settings: Settings) -> tuple[int, int] | None:
     """The pool's size and overflow for `url`, one connection per worker thread
-    (a SQLite file's pool has one more, see `_sqlite_options`); None for
+    (a SQLite file's pool has two more, see `_sqlite_options`); None for
     `sqlite://`, one shared connection."""
     if url.get_backend_name() == "sqlite":
         if _is_sqlite_memory(url):
@@ -179,11 +179,20 @@ class Database:
         self.threads = threads
         self.short_reads_on_loop = short_reads_on_loop(engine.url)
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="database")
+        self._writes_executor = self._executor
+        if one_writer_thread(engine.url):
+            self._writes_executor = ThreadPoolExecutor(1, thread_name_prefix="database-writes")
 
     async def run(self, call: Callable[[Engine, *Args], T], *args: *Args) -> T:
         """`call(engine, *args)` on a worker thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, call, self.engine, *args)
+
+    async def write(self, call: Callable[[Engine, *Args], T], *args: *Args) -> T:
+        """`call(engine, *args)`, a write: on the writer thread where
+        `one_writer_thread` says so, else on a worker thread like `run`."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writes_executor, call, self.engine, *args)
 
     def start_short_read(
         self, call: Callable[[Engine, *Args], T], *args: *Args
@@ -203,6 +212,7 @@ class Database:
 
     def close(self) -> None:
         self._executor.shutdown()
+        self._writes_executor.shutdown()
         self.engine.dispose()
 
 
@@ -229,21 +239,20 @@ def short_reads_on_loop(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and not _is_sqlite_memory(url)
 
 
-def one_cpu_suits(url: URL) -> bool:
-    """Whether a one-worker service is faster with all its threads on one CPU.
+def one_writer_thread(url: URL) -> bool:
+    """Whether writes go to one thread of their own, in order.
 
-    Only one thread at a time runs Python, and the event loop hands the GIL
-    to a worker thread and back several times per request; between two
-    CPUs each hand-over wakes the other CPU. On one CPU, measured side by
-    side (wrk, 32 connections, 2 rounds): PostgreSQL get-one +15%, list-100
-    +29%, create +37%, patch +27%; MariaDB +33%, +80%, +42%, +75%. The
-    database server keeps the other CPUs.
-    Not for SQLite, which does its database work inside the process: a
-    writer waiting for another's lock sleeps, and committing or checkpointing
-    on the CPU the event loop keeps busy took long enough for create's p99 to
-    go from 42 to 131-385 ms.
+    For a SQLite file, yes. SQLite lets one connection write at a time; a
+    second writer sleeps on the busy timeout until the first is done, for 1,
+    2, 5, 10 ms and longer. Two worker threads writing at once did that often
+    enough, on one CPU (`python -m service` pins itself to one), for create's
+    p99 to reach 131-385 ms against a p50 of 32. On a thread of their own,
+    writes wait in order instead, and lists never queue behind a write
+    waiting for the lock: side by side, create +20% (p99 29 ms), list-100
+    2.3x. `sqlite://` has one connection and one thread for everything.
+    Network databases take concurrent writers.
     """
-    return url.get_backend_name() != "sqlite"
+    return url.get_backend_name() == "sqlite" and not _is_sqlite_memory(url)
 
 
 def _pool_options(url: URL, settings: Settings) -> dict[str, Any]:
@@ -270,6 +279,9 @@ def _sqlite_options(url: URL, settings: Settings) -> dict[str, Any]:
     if short_reads_on_loop(url):
         # One connection more than the worker threads take: the one for short
         # reads on the event loop, which then never waits.
+        options["pool_size"] += 1
+    if one_writer_thread(url):
+        # And one for the writer thread.
         options["pool_size"] += 1
     # The busy timeout makes writers wait for each other instead of failing.
     return options | {"connect_args": connect_args | {"timeout": 15}}

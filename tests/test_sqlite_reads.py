@@ -1,8 +1,10 @@
-"""SQLite files: reads of one item run on the event loop, so they answer while
-every worker thread waits for the write lock (service.database.short_reads_on_loop).
+"""SQLite files: reads of one item run on the event loop, and writes on a thread
+of their own, so reads answer while a write waits for the write lock
+(service.database.short_reads_on_loop, one_writer_thread).
 
 Only SQLite does this: network databases keep their reads on worker threads,
-where waiting for the network cannot stall the event loop.
+where waiting for the network cannot stall the event loop, and take
+concurrent writers.
 """
 
 import sqlite3
@@ -16,7 +18,7 @@ from conftest import BACKEND, settings_for
 from service.app import create_app
 
 pytestmark = pytest.mark.skipif(
-    BACKEND != "sqlite", reason="reads of one item run on the event loop only for SQLite files"
+    BACKEND != "sqlite", reason="reads on the event loop and one writer thread: SQLite files only"
 )
 
 
@@ -43,3 +45,23 @@ def test_a_read_answers_while_the_only_worker_thread_waits_for_the_write_lock(
         response = created.result(timeout=20)
         assert response.status_code == 201, response.text
         assert client.get(f"/items/{response.json()['id']}").json() == response.json()
+
+
+def test_a_list_answers_while_a_write_waits_for_the_write_lock(database_url: str) -> None:
+    settings = settings_for(database_url, db_pool_size=1, migrate_on_start=False)
+    path = database_url.removeprefix("sqlite:///")
+    with TestClient(create_app(settings)) as client, ThreadPoolExecutor(3) as requests:
+        item = client.post("/items/", json={"name": "Listed", "price": 1}).json()
+        other_writer = sqlite3.connect(path, isolation_level=None)
+        other_writer.execute("BEGIN IMMEDIATE")  # holds the write lock
+        try:
+            created = requests.submit(client.post, "/items/", json={"name": "Waits", "price": 2})
+            time.sleep(1)  # the create now waits for the lock on the writer thread
+            assert not created.done()
+            listed = requests.submit(client.get, "/items/", params={"q": "listed"})
+            assert listed.result(timeout=5).json() == [item]
+            assert not created.done()
+        finally:
+            other_writer.execute("COMMIT")
+            other_writer.close()
+        assert created.result(timeout=20).status_code == 201

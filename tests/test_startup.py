@@ -50,9 +50,7 @@ def test_access_log_is_on_unless_turned_off(tmp_path: Path, empty_database: str)
         assert ("GET /items/?limit=7 HTTP/1.1" in output[0]) is logged
 
 
-def test_one_worker_keeps_to_one_cpu_unless_the_database_is_sqlite(
-    tmp_path: Path, empty_database: str
-) -> None:
+def test_one_worker_keeps_to_one_cpu(tmp_path: Path, empty_database: str) -> None:
     allowed = os.sched_getaffinity(0)
     port = free_port()
     env = service_env(HOST="127.0.0.1", PORT=str(port), DATABASE_URL=empty_database)
@@ -67,10 +65,7 @@ def test_one_worker_keeps_to_one_cpu_unless_the_database_is_sqlite(
             cpus = {frozenset(os.sched_getaffinity(int(thread))) for thread in threads}
         finally:
             process.terminate()
-    if BACKEND == "sqlite":
-        assert cpus == {frozenset(allowed)}
-    else:
-        assert cpus == {frozenset({min(allowed)})}
+    assert cpus == {frozenset({min(allowed)})}
 
 
 def run_to_exit(*command: str, **variables: str) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,10 @@ concurrent writers.
 
 import sqlite3
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,9 +25,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_a_read_answers_while_the_only_worker_thread_waits_for_the_write_lock(
+@contextmanager
+def service_with_a_create_waiting_for_the_lock(
     database_url: str,
-) -> None:
+) -> Iterator[tuple[TestClient, ThreadPoolExecutor, dict[str, Any]]]:
+    """The service, one item stored, and a create waiting for the write lock,
+    which another connection holds until the block ends; then the create must
+    go through (nothing acknowledged is lost)."""
     settings = settings_for(database_url, db_pool_size=1, migrate_on_start=False)
     path = database_url.removeprefix("sqlite:///")
     with TestClient(create_app(settings)) as client, ThreadPoolExecutor(3) as requests:
@@ -33,35 +40,27 @@ def test_a_read_answers_while_the_only_worker_thread_waits_for_the_write_lock(
         other_writer.execute("BEGIN IMMEDIATE")  # holds the write lock
         try:
             created = requests.submit(client.post, "/items/", json={"name": "Waits", "price": 2})
-            time.sleep(1)  # the create now waits for the lock on the service's one worker thread
+            time.sleep(1)  # the create now waits for the lock on the writer thread
             assert not created.done()
-            read = requests.submit(client.get, f"/items/{item['id']}")
-            assert read.result(timeout=5).json() == item
+            yield client, requests, item
             assert not created.done()
         finally:
             other_writer.execute("COMMIT")
             other_writer.close()
-        # Nothing acknowledged is lost: the waiting create went through.
         response = created.result(timeout=20)
         assert response.status_code == 201, response.text
         assert client.get(f"/items/{response.json()['id']}").json() == response.json()
 
 
+def test_a_read_answers_while_a_write_waits_for_the_write_lock(database_url: str) -> None:
+    with service_with_a_create_waiting_for_the_lock(database_url) as (client, requests, item):
+        read = requests.submit(client.get, f"/items/{item['id']}")
+        assert read.result(timeout=5).json() == item
+
+
 def test_a_list_answers_while_a_write_waits_for_the_write_lock(database_url: str) -> None:
-    settings = settings_for(database_url, db_pool_size=1, migrate_on_start=False)
-    path = database_url.removeprefix("sqlite:///")
-    with TestClient(create_app(settings)) as client, ThreadPoolExecutor(3) as requests:
-        item = client.post("/items/", json={"name": "Listed", "price": 1}).json()
-        other_writer = sqlite3.connect(path, isolation_level=None)
-        other_writer.execute("BEGIN IMMEDIATE")  # holds the write lock
-        try:
-            created = requests.submit(client.post, "/items/", json={"name": "Waits", "price": 2})
-            time.sleep(1)  # the create now waits for the lock on the writer thread
-            assert not created.done()
-            listed = requests.submit(client.get, "/items/", params={"q": "listed"})
-            assert listed.result(timeout=5).json() == [item]
-            assert not created.done()
-        finally:
-            other_writer.execute("COMMIT")
-            other_writer.close()
-        assert created.result(timeout=20).status_code == 201
+    with service_with_a_create_waiting_for_the_lock(database_url) as (client, requests, item):
+        # The database is shared with other tests: list from this test's item on.
+        page = {"after_id": item["id"] - 1}
+        listed = requests.submit(client.get, "/items/", params=page)
+        assert listed.result(timeout=5).json() == [item]

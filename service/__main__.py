@@ -52,7 +52,8 @@ def pin_to_one_cpu() -> None:
     create +37%, patch +27%; MariaDB +33%, +80%, +42%, +75%; SQLite list-100
     2.3x (its driver hands the GIL over for every row), with its writes on
     a thread of their own (`database.one_writer_thread`). A database server
-    on the same machine keeps the other CPUs.
+    on the same machine keeps the other CPUs; there the gain came and went
+    between runs (README, Performance).
 
     Called before uvicorn starts, while this is the only thread: every
     thread started later inherits it. With several worker processes nothing

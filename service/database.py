@@ -247,9 +247,10 @@ def one_writer_thread(url: URL) -> bool:
     2, 5, 10 ms and longer. Two worker threads writing at once did that often
     enough, on one CPU (`python -m service` pins itself to one), for create's
     p99 to reach 131-385 ms against a p50 of 32. On a thread of their own,
-    writes wait in order instead, and lists never queue behind a write
-    waiting for the lock: side by side, create +20% (p99 29 ms), list-100
-    2.3x. `sqlite://` has one connection and one thread for everything.
+    writes wait in order instead (create p99 29-50 ms, about as many creates
+    as two unpinned threads served), and lists never queue behind a write
+    waiting for the lock. `sqlite://` has one connection and one thread for
+    everything.
     Network databases take concurrent writers.
     """
     return url.get_backend_name() == "sqlite" and not _is_sqlite_memory(url)
@@ -283,7 +284,7 @@ def _sqlite_options(url: URL, settings: Settings) -> dict[str, Any]:
     if one_writer_thread(url):
         # And one for the writer thread.
         options["pool_size"] += 1
-    # The busy timeout makes writers wait for each other instead of failing.
+    # The busy timeout makes a write wait for other processes' writers instead of failing.
     return options | {"connect_args": connect_args | {"timeout": 15}}
 
 

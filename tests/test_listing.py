@@ -53,6 +53,16 @@ def test_link_header_walks_every_page_keeping_filters(client: TestClient, create
     assert seen == ["apple 1", "apple 3", "apple 5"]
 
 
+def test_link_header_drops_skip_and_replaces_after_id(client: TestClient, create) -> None:
+    ids = [create(name=f"a b {n}")["id"] for n in range(4)]
+    query = f"after_id={ids[0] - 1}&skip=1&limit=2&q=A%20B&after_id={ids[0]}"
+    response = client.get(f"/items/?{query}")
+    assert [item["id"] for item in response.json()] == ids[2:4]
+    assert response.headers["link"] == (
+        f'<http://testserver/items/?limit=2&q=A+B&after_id={ids[3]}>; rel="next"'
+    )
+
+
 def test_no_link_when_the_page_is_not_full(client: TestClient, create) -> None:
     create(), create()
     assert "link" not in client.get("/items/", params={"limit": 3}).headers

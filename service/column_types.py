@@ -151,3 +151,50 @@ def _text(element: _TextOf, compiler: SQLCompiler, **kw: Any) -> str:
 def _text_mysql(element: _TextOf, compiler: SQLCompiler, **kw: Any) -> str:
     column = compiler.process(element.clauses, **kw)
     return f"CONVERT({column} USING utf8mb4)"
+
+
+class DecimalAsFloat(sa.TypeDecorator[float]):
+    """Reads a decimal column as a float, converted by the database.
+
+    The drivers return a decimal as Python's `Decimal`, built per value, for
+    SQLAlchemy to turn into a float; converted by the database, the driver
+    returns a float itself. Exact for every price the API accepts: at most 12
+    digits, and a float keeps 15.
+    """
+
+    impl = sa.Float
+    cache_ok = True
+
+    def column_expression(self, column: Any) -> Any:
+        return _FloatOf(column)
+
+
+class _DriverFloat(sa.TypeDecorator[float]):
+    """A float that the driver returns as one: no conversion per value."""
+
+    impl = sa.Float
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        return None
+
+
+class _FloatOf(sa.sql.functions.FunctionElement[float]):
+    type = _DriverFloat()
+    inherit_cache = True
+
+
+@compiles(_FloatOf, "postgresql")
+def _float_postgresql(element: _FloatOf, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS DOUBLE PRECISION)"
+
+
+@compiles(_FloatOf, "mysql")
+@compiles(_FloatOf, "mariadb")
+def _float_mysql(element: _FloatOf, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS DOUBLE)"
+
+
+@compiles(_FloatOf, "sqlite")
+def _float_sqlite(element: _FloatOf, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS REAL)"

@@ -18,7 +18,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from service.column_types import ExactText, UTCText, utc_text
+from service.column_types import DecimalAsFloat, ExactText, UTCText, utc_text
 from service.models import Item, fold_case, utcnow
 from service.schemas import ItemCreate, ItemQuery
 
@@ -27,11 +27,11 @@ ItemValues = dict[str, Any]
 items = cast(sa.Table, Item.__table__)
 # Every column a response shows; `name_folded` exists only for searching.
 READ_KEYS = ("id", "name", "description", "price", "sku", "created_at", "updated_at")
-# Read as responses show them: prices as floats (exact for every price the API
-# accepts), times as UTC text, SKUs as text. Neither the driver nor the JSON
-# encoder then needs Python callbacks per value.
+# Read as responses show them, converted by the database: prices as floats
+# (exact for every price the API accepts), times as UTC text, SKUs as text.
+# Neither the driver nor the JSON encoder then needs Python callbacks per value.
 _READ_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
-    "price": sa.Numeric(12, 2, asdecimal=False),
+    "price": DecimalAsFloat(),
     "sku": ExactText(),
     "created_at": UTCText(),
     "updated_at": UTCText(),

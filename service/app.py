@@ -29,11 +29,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(url, settings, autocommit=True)
         database = Database(engine, worker_threads(url, settings))
-        app.state.database = database
-        app.state.item_reads = BatchedReads(database, crud.get_items)
-        app.state.head_revision = head_revision()
-        freeze_startup_objects()
         try:
+            app.state.database = database
+            app.state.item_reads = BatchedReads(database, crud.get_items)
+            app.state.head_revision = head_revision()
+            freeze_startup_objects()
             yield
         finally:
             database.close()

@@ -31,7 +31,10 @@ class GroupCommitWriter:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._waiting: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="database-writes")
+        # A daemon: should the app stop without `close` (a forced exit), the
+        # thread must not keep the process alive. A group cut short is not
+        # committed, and no one has been told it was.
+        self._thread = threading.Thread(target=self._run, name="database-writes", daemon=True)
         self._thread.start()
 
     async def write(self, call: Callable[[Connection, *Args], T], *args: *Args) -> T:

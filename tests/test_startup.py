@@ -68,6 +68,20 @@ def test_one_worker_keeps_to_one_cpu(tmp_path: Path, empty_database: str) -> Non
     assert cpus == {frozenset({min(allowed)})}
 
 
+def test_a_process_that_never_closes_its_database_still_exits(database_url: str) -> None:
+    # As after a forced exit (a second Ctrl-C), when uvicorn skips the app's shutdown.
+    script = (
+        "from service.database import Database, create_engine, parse_database_url\n"
+        "from service.settings import Settings\n"
+        f"url = parse_database_url({database_url!r})\n"
+        "Database(create_engine(url, Settings(), autocommit=True), 2)\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", script], cwd=Path(__file__).parent.parent, timeout=15
+    )
+    assert finished.returncode == 0
+
+
 def run_to_exit(*command: str, **variables: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         command, env=service_env(**variables), capture_output=True, text=True, timeout=60,

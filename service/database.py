@@ -94,7 +94,8 @@ def create_engine(url: URL, settings: Settings, *, autocommit: bool = False) -> 
 
     `autocommit=True` is for the service, whose every write is one statement:
     each statement commits by itself, so no request pays for BEGIN and
-    COMMIT or ROLLBACK round trips. Migrations keep real transactions.
+    COMMIT or ROLLBACK round trips (a SQLite file's writer thread opens its
+    own transactions, see `group_commit`). Migrations keep real transactions.
     """
     backend = url.get_backend_name()
     if backend == "sqlite":

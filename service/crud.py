@@ -7,9 +7,9 @@ connection they write on, so that the caller decides how they commit
 (`create_engine(..., autocommit=True)`): every statement commits by itself, so
 a write on its own needs no COMMIT, which mysqlclient would send to the server
 as one more round trip; on a SQLite file, the writer thread opens a
-transaction for each group of writes (`group_commit`). Items travel as plain dicts of the columns
-a response shows. No ORM session: these are single Core statements, and a
-session only adds work per request.
+transaction for each group of writes (`group_commit`). Items travel as plain
+dicts of the columns a response shows. No ORM session: these are single Core
+statements, and a session only adds work per request.
 """
 
 import functools

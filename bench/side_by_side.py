@@ -1,0 +1,91 @@
+"""`python -m bench.side_by_side`: one endpoint, the floors and the service in turn, by rounds.
+
+`python -m bench` measures each floor before and after the backends, minutes
+apart, and this machine's speed can move by tens of percent in that time.
+Here every server is started first and wrk then drives each in turn, round
+after round, so that each ratio compares runs seconds apart; the medians
+over the rounds are printed last. Run from the repository root, e.g.
+`python -m bench.side_by_side --endpoint list-100 --rounds 5`.
+"""
+
+import argparse
+import statistics
+import sys
+import tempfile
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import servers, wrk
+from bench.databases import BACKENDS, SEARCH_TERM, fresh_database, seed, seeded_ids
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.side_by_side", description=__doc__)
+    parser.add_argument("--endpoint", choices=[e.name for e in wrk.ENDPOINTS], default="list-100")
+    parser.add_argument("--backend", choices=(*BACKENDS, "all"), default="all")
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=6, help="seconds per server per round")
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    endpoint = next(e for e in wrk.ENDPOINTS if e.name == args.endpoint)
+    backends = BACKENDS if args.backend == "all" else (args.backend,)
+    logs = Path(tempfile.mkdtemp(prefix="items_bench_logs_"))
+    print(f"server logs in {logs}", file=sys.stderr)
+
+    floor_values = {"first": "1", "last": str(args.items), "q": SEARCH_TERM}
+    with ExitStack() as stack:
+        # Name -> (server, the values its wrk command is filled with).
+        targets = {
+            "floor a": (stack.enter_context(servers.floor_tutorial(logs / "a.log")), floor_values),
+            "floor b": (
+                stack.enter_context(servers.floor_service_settings(logs / "b.log")),
+                floor_values,
+            ),
+        }
+        for backend in backends:
+            url = stack.enter_context(fresh_database(backend))
+            server = stack.enter_context(servers.service(url, logs / f"{backend}.log"))
+            seed(url, args.items)
+            first, last = seeded_ids(url)
+            targets[backend] = (server, {"first": str(first), "last": str(last), "q": SEARCH_TERM})
+
+        print(f"## python -m bench.side_by_side {' '.join(sys.argv[1:])}\n")
+        print(
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {endpoint.name}; wrk -t2 "
+            f"-c{args.connections} -d{args.duration}s on each server in turn, "
+            f"{args.rounds} rounds; {args.items} seeded items.\n"
+        )
+        print("| round | " + " | ".join(f"{name} req/s" for name in targets) + " |")
+        print("|---|" + "---|" * len(targets))
+        rates: dict[str, list[float]] = {name: [] for name in targets}
+        for round_number in range(1, args.rounds + 1):
+            for name, (server, values) in targets.items():
+                result, _ = wrk.run(server.base, endpoint, values, args.duration, args.connections)
+                rates[name].append(result.requests_per_second)
+            cells = [f"{rates[name][-1]:.0f}" + ratios(rates, name, -1) for name in targets]
+            print(f"| {round_number} | " + " | ".join(cells) + " |", flush=True)
+
+    print("\nMedians over the rounds, and the median of each round's ratios:\n")
+    print("| server | req/s | × floor a | × floor b |")
+    print("|---|---|---|---|")
+    for name, values in rates.items():
+        in_rounds = [
+            (value / rates["floor a"][i], value / rates["floor b"][i])
+            for i, value in enumerate(values)
+        ]
+        a = statistics.median(ratio for ratio, _ in in_rounds)
+        b = statistics.median(ratio for _, ratio in in_rounds)
+        print(f"| {name} | {statistics.median(values):.0f} | {a:.3f} | {b:.3f} |")
+
+
+def ratios(rates: dict[str, list[float]], name: str, i: int) -> str:
+    if name.startswith("floor"):
+        return ""
+    value = rates[name][i]
+    return f" ({value / rates['floor a'][i]:.2f} a, {value / rates['floor b'][i]:.2f} b)"
+
+
+if __name__ == "__main__":
+    main()

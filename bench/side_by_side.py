@@ -64,7 +64,7 @@ def main() -> None:
             for name, (server, values) in targets.items():
                 result, _ = wrk.run(server.base, endpoint, values, args.duration, args.connections)
                 rates[name].append(result.requests_per_second)
-            cells = [f"{rates[name][-1]:.0f}" + ratios(rates, name, -1) for name in targets]
+            cells = [f"{rates[name][-1]:.0f}{this_round_ratios(rates, name)}" for name in targets]
             print(f"| {round_number} | " + " | ".join(cells) + " |", flush=True)
 
     print("\nMedians over the rounds, and the median of each round's ratios:\n")
@@ -80,11 +80,12 @@ def main() -> None:
         print(f"| {name} | {statistics.median(values):.0f} | {a:.3f} | {b:.3f} |")
 
 
-def ratios(rates: dict[str, list[float]], name: str, i: int) -> str:
+def this_round_ratios(rates: dict[str, list[float]], name: str) -> str:
+    """The latest round's ratios of a service to both floors, as ` (1.10 a, 0.80 b)`."""
     if name.startswith("floor"):
         return ""
-    value = rates[name][i]
-    return f" ({value / rates['floor a'][i]:.2f} a, {value / rates['floor b'][i]:.2f} b)"
+    value = rates[name][-1]
+    return f" ({value / rates['floor a'][-1]:.2f} a, {value / rates['floor b'][-1]:.2f} b)"
 
 
 if __name__ == "__main__":

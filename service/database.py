@@ -179,7 +179,7 @@ class Database:
 
     async def run(self, call: Callable[[Engine, *Args], T], *args: *Args) -> T:
         """`call(engine, *args)` on a worker thread."""
-        return await self._start(self._executor, call, *args)
+        return await self._start(call, *args)
 
     async def write(self, call: Callable[[Connection, *Args], T], *args: *Args) -> T:
         """`call(connection, *args)`, a write: on the writer thread, committed
@@ -187,7 +187,7 @@ class Database:
         else on a worker thread, committed by itself."""
         if self._writer is not None:
             return await self._writer.write(call, *args)
-        return await self._start(self._executor, _on_connection, call, *args)
+        return await self._start(_on_connection, call, *args)
 
     def start_short_read(
         self, call: Callable[[Engine, *Args], T], *args: *Args
@@ -196,7 +196,7 @@ class Database:
         the event loop where `short_reads_on_loop` says so (the future returned
         is then done), else on a worker thread."""
         if not self.short_reads_on_loop:
-            return self._start(self._executor, call, *args)
+            return self._start(call, *args)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         try:
             future.set_result(call(self.engine, *args))
@@ -204,10 +204,10 @@ class Database:
             future.set_exception(error)
         return future
 
-    def _start(
-        self, executor: ThreadPoolExecutor, call: Callable[[Engine, *Args], T], *args: *Args
-    ) -> asyncio.Future[T]:
-        return asyncio.get_running_loop().run_in_executor(executor, call, self.engine, *args)
+    def _start(self, call: Callable[[Engine, *Args], T], *args: *Args) -> asyncio.Future[T]:
+        """`call(engine, *args)` started on a worker thread."""
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._executor, call, self.engine, *args)
 
     def close(self) -> None:
         self._executor.shutdown()

@@ -5,6 +5,7 @@ and every test starts from an empty items table, so assertions are exact.
 """
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,6 +48,18 @@ def settings_for(url: str, **overrides: object) -> Settings:
 def server_url() -> URL:
     variable, default, _ = SERVERS[BACKEND]
     return parse_database_url(os.environ.get(variable, default))
+
+
+@contextmanager
+def sqlite_write_lock_held(path: str | Path) -> Iterator[None]:
+    """Another connection holds the SQLite file's write lock until the block ends."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("COMMIT")
+        other.close()
 
 
 @contextmanager

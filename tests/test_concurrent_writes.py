@@ -8,7 +8,6 @@ the others with it. Network databases run them side by side, each committed
 by itself; the answers must be the same.
 """
 
-import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from conftest import BACKEND
+from conftest import BACKEND, sqlite_write_lock_held
 from service.database import parse_database_url
 
 
@@ -25,13 +24,8 @@ from service.database import parse_database_url
 def write_lock_held(database_url: str) -> Iterator[None]:
     """Another connection holds a lock that keeps out writes to items, not reads."""
     if BACKEND == "sqlite":
-        other = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-        try:
+        with sqlite_write_lock_held(database_url.removeprefix("sqlite:///")):
             yield
-        finally:
-            other.execute("COMMIT")
-            other.close()
         return
     engine = sa.create_engine(parse_database_url(database_url), poolclass=sa.pool.NullPool)
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Connection
 
-from conftest import settings_for
+from conftest import settings_for, sqlite_write_lock_held
 from service.database import create_engine, parse_database_url
 from service.group_commit import GroupCommitWriter
 
@@ -40,17 +40,12 @@ def run_as_one_group(path: Path, *writes: tuple) -> list[object]:
 
     async def main() -> list[object]:
         writer = GroupCommitWriter(engine)
-        other = sqlite3.connect(path, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-        try:
+        with sqlite_write_lock_held(path):
             first = asyncio.ensure_future(writer.write(insert, "first"))
             await asyncio.sleep(0.3)  # the writer thread now waits for the lock with it
             group = [asyncio.ensure_future(writer.write(*write)) for write in writes]
             await asyncio.sleep(0.3)
             assert not first.done() and not any(write.done() for write in group)
-        finally:
-            other.execute("COMMIT")
-            other.close()
         results = await asyncio.gather(first, *group, return_exceptions=True)
         writer.close()
         return results

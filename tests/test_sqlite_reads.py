@@ -7,7 +7,6 @@ where waiting for the network cannot stall the event loop, and take
 concurrent writers.
 """
 
-import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import BACKEND, settings_for
+from conftest import BACKEND, settings_for, sqlite_write_lock_held
 from service.app import create_app
 
 pytestmark = pytest.mark.skipif(
@@ -36,17 +35,12 @@ def service_with_a_create_waiting_for_the_lock(
     path = database_url.removeprefix("sqlite:///")
     with TestClient(create_app(settings)) as client, ThreadPoolExecutor(3) as requests:
         item = client.post("/items/", json={"name": "Before the lock", "price": 1}).json()
-        other_writer = sqlite3.connect(path, isolation_level=None)
-        other_writer.execute("BEGIN IMMEDIATE")  # holds the write lock
-        try:
+        with sqlite_write_lock_held(path):
             created = requests.submit(client.post, "/items/", json={"name": "Waits", "price": 2})
             time.sleep(1)  # the create now waits for the lock on the writer thread
             assert not created.done()
             yield client, requests, item
             assert not created.done()
-        finally:
-            other_writer.execute("COMMIT")
-            other_writer.close()
         response = created.result(timeout=20)
         assert response.status_code == 201, response.text
         assert client.get(f"/items/{response.json()['id']}").json() == response.json()

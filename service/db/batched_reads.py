@@ -3,11 +3,12 @@
 import asyncio
 import functools
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from sqlalchemy.engine import Engine
 
-from service.database import Database
+if TYPE_CHECKING:
+    from service.db.runtime import Database
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -23,15 +24,12 @@ class BatchedReads(Generic[K, V]):
     of `read_many(engine, keys)`, which returns the rows it found by key. Under
     load, most of what a read by primary key costs the service is not the
     database's work but the trip to a worker thread and SQLAlchemy's work per
-    statement; here a batch pays them once. With 32 clients a query served
-    about 11 requests, and get-one served 1.9x the requests on PostgreSQL,
-    1.8x on MariaDB, 1.2x on SQLite (bench/results.md, round 6). A read still
-    starts after its request arrived, so it sees every write acknowledged
-    before.
+    statement; here a batch pays them once. A read still starts after its
+    request arrived, so it sees every write acknowledged before.
     """
 
     def __init__(
-        self, database: Database, read_many: Callable[[Engine, list[K]], dict[K, V]]
+        self, database: "Database", read_many: Callable[[Engine, list[K]], dict[K, V]]
     ) -> None:
         self._database = database
         self._read_many = read_many

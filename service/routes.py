@@ -42,11 +42,10 @@ def add_collection_routes(
     """Add to `router` (whose prefix is the collection's path) the create, list,
     read and delete routes of a resource called `name` ("item"): its key in
     paths is `{name}_id`. `insert` replaces `repository.insert` for creates
-    that need more (see `Repository.create_with`)."""
+    that need more (see `Repository.create`)."""
     key_path = f"/{{{name}_id}}"
     Key = Annotated[int, Path(alias=f"{name}_id")]
     Query = Annotated[PageQuery, Depends(query_parameters(query))]
-    write = repository.insert if insert is None else insert
 
     @router.post(
         "/",
@@ -57,7 +56,7 @@ def add_collection_routes(
         responses=error_responses(400, 413, 415, *create_errors),
     )
     async def create_row(data: create, database: DatabaseDep) -> Response:  # type: ignore[valid-type]
-        row = await repository.create_with(database, write, data.model_dump())  # type: ignore[attr-defined]
+        row = await repository.create(database, data.model_dump(), insert)  # type: ignore[attr-defined]
         return created(repository.json(row), f"{router.prefix}/{row['id']}")
 
     @router.get(

@@ -18,10 +18,9 @@ import sqlalchemy as sa
 from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.schema import ColumnCollectionConstraint
 
-from service.db.backends import Broken, BrokenConstraint, ErrorKind
-from service.db.errors import ConstraintViolated, RowNotFound
+from service.db.backends import ErrorKind
+from service.db.errors import ConstraintViolated, RowNotFound, violation
 from service.db.runtime import Database
 from service.db.types import read_form
 
@@ -30,7 +29,6 @@ MAX_ID = 2**31 - 1
 
 Row = dict[str, Any]
 T = TypeVar("T")
-UNIQUE_CONSTRAINTS = (sa.UniqueConstraint, sa.PrimaryKeyConstraint)
 
 
 @dataclass(frozen=True)
@@ -106,15 +104,13 @@ class Repository:
         """A page of rows in key order, filtered as `query` says."""
         return await database.run(self.read_page, query)
 
-    async def create(self, database: Database, values: Row) -> Row:
-        return await self.create_with(database, self.insert, values)
-
-    async def create_with(
-        self, database: Database, write: Callable[[Connection, Row], Row], values: Row
+    async def create(
+        self, database: Database, values: Row, write: Callable[[Connection, Row], Row] | None = None
     ) -> Row:
-        """`write(connection, values)`: an insert that needs more than `insert`
-        (reads it makes first, values it derives), run as one write."""
-        return await self._write(database, values, False, write, values)
+        """Insert a row. `write(connection, values)`, if given, replaces `insert`
+        for a resource whose inserts need more (a read first, values derived
+        from it); it runs as one write all the same."""
+        return await self._write(database, values, False, write or self.insert, values)
 
     async def update(self, database: Database, key: int, changes: Row) -> Row:
         """Set the columns in `changes` (PUT sends every field, PATCH those sent)
@@ -143,7 +139,7 @@ class Repository:
 
     def missing_reference(self, column: sa.Column[Any], values: Row) -> ConstraintViolated:
         """What a write whose `column` refers to no row breaks: that column's
-        foreign key. For writes that look the row up first (`create_with`)."""
+        foreign key. For writes that look the row up first (`create`'s `write`)."""
         (foreign_key,) = column.foreign_keys
         assert foreign_key.constraint is not None
         return ConstraintViolated(str(foreign_key.constraint.name), referenced=False, values=values)
@@ -221,47 +217,7 @@ class Repository:
             broken = database.backend.broken_constraint(error)
             if broken is None:
                 raise
-            raise self._violation(broken, values, deleting) from error
-
-    def _violation(
-        self, broken: BrokenConstraint, values: Row, deleting: bool
-    ) -> ConstraintViolated:
-        name = broken.name or self._constraint_named_by(broken, values, deleting)
-        referenced = deleting and broken.broken is Broken.FOREIGN_KEY
-        return ConstraintViolated(name, referenced=referenced, values=values)
-
-    def _constraint_named_by(
-        self, broken: BrokenConstraint, values: Row, deleting: bool
-    ) -> str | None:
-        """The name of the constraint an error describes without naming it (SQLite):
-        a unique one by its columns; a foreign key by the write that broke it."""
-        candidates: list[ColumnCollectionConstraint | sa.Index]
-        if broken.broken is Broken.UNIQUE:
-            unique = [
-                *(c for c in self.table.constraints if isinstance(c, UNIQUE_CONSTRAINTS)),
-                *(index for index in self.table.indexes if index.unique),
-            ]
-            candidates = [
-                constraint
-                for constraint in unique
-                if tuple(column.name for column in constraint.columns) == broken.columns
-            ]
-        elif broken.broken is Broken.FOREIGN_KEY and deleting:
-            candidates = [
-                foreign_key.constraint
-                for table in self.table.metadata.tables.values()
-                for foreign_key in table.foreign_keys
-                if foreign_key.column.table is self.table and foreign_key.constraint is not None
-            ]
-        elif broken.broken is Broken.FOREIGN_KEY:
-            candidates = [
-                constraint
-                for constraint in self.table.foreign_key_constraints
-                if set(constraint.column_keys) & values.keys()
-            ]
-        else:
-            candidates = []
-        return str(candidates[0].name) if len(candidates) == 1 else None
+            raise violation(self.table, broken, values, deleting=deleting) from error
 
     def _read_columns(self, source: sa.FromClause) -> list[sa.ColumnElement[Any]]:
         return [

@@ -58,7 +58,7 @@ class Database:
         """Reads of one row by key through `read_many`, gathered while the loop turns."""
         reads = self._batched_reads.get(read_many)
         if reads is None:
-            reads = self._batched_reads[read_many] = BatchedReads(self, read_many)
+            reads = self._batched_reads[read_many] = BatchedReads(self.start_short_read, read_many)
         return reads
 
     def start_short_read(

@@ -7,6 +7,7 @@ import sys
 import uvicorn
 from sqlalchemy import exc
 
+from service.auth import TokenError, access, open_to_anyone
 from service.db.backends import backend_for
 from service.db.engine import engine_for
 from service.db.urls import DatabaseURLError, parse_database_url, safe_url
@@ -21,6 +22,7 @@ def main() -> None:
     settings = Settings()
     try:
         url = parse_database_url(settings.database_url.get_secret_value())
+        access(settings)
         backend = backend_for(url, settings)
         # A database that lives only in the app's engine is migrated by the app.
         if settings.migrate_on_start and not backend.database_lives_in_engine:
@@ -29,11 +31,18 @@ def main() -> None:
                 upgrade_to_head(engine)
             finally:
                 engine.dispose()
-    except DatabaseURLError as error:
+    except (DatabaseURLError, TokenError) as error:
         sys.exit(f"error: {error}")
     except exc.OperationalError as error:
         sys.exit(f"error: cannot migrate the database at {safe_url(url)}: {error.orig}".strip())
     logger.info("Serving on %s with database %s", f"{settings.host}:{settings.port}", safe_url(url))
+    if open_to_anyone(settings):
+        logger.warning(
+            "API_TOKENS is not set and the service listens on %s: anyone who can reach it "
+            "may create, change and delete every row. Set API_TOKENS to keep writes to "
+            "the clients you give a token.",
+            settings.host,
+        )
     if settings.web_concurrency == 1:
         pin_to_one_cpu()
     uvicorn.run(

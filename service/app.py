@@ -7,32 +7,34 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from service import health
+from service.auth import access
 from service.body_limit import BodyLimit
 from service.db.runtime import Database
 from service.db.urls import parse_database_url
 from service.errors import ConstraintAnswers, add_error_handlers
 from service.items import repository as items
-from service.items import routes as items_routes
+from service.items.routes import items_router
 from service.migrations import head_revision, upgrade_to_head
 from service.orders import repository as orders
-from service.orders import routes as orders_routes
+from service.orders.routes import orders_router
 from service.settings import Settings
 
 # Bodies are refused above this many bytes, declared or streamed, before parsing.
 MAX_BODY_BYTES = 1_048_576
 
 # Every resource's routes, and its answers to the constraints it declares.
-ROUTERS = (items_routes.router, orders_routes.router)
+ROUTERS = (items_router, orders_router)
 CONSTRAINT_ANSWERS: ConstraintAnswers = items.ANSWERS | orders.ANSWERS
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. The engine is made at start-up and disposed at shutdown.
 
-    The URL is checked here, so a bad `DATABASE_URL` fails before serving.
+    The URL and the tokens are checked here, so that bad settings fail before serving.
     """
     settings = settings or Settings()
     url = parse_database_url(settings.database_url.get_secret_value())
+    routers = [router(access(settings)) for router in ROUTERS]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # sub-routers, which FastAPI matches twice per request. They go first:
     # routes are matched in order, and the five docs routes need not be tried
     # before every resource request.
-    resource_routes = [route for router in (*ROUTERS, health.router) for route in router.routes]
+    resource_routes = [route for router in (*routers, health.router) for route in router.routes]
     app.router.routes[:0] = resource_routes
     return app
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
+from service.auth import Access
 from service.db.repository import Repository, Row
 from service.fields import PageQuery
 from service.http import (
@@ -30,6 +31,7 @@ from service.http import (
 def add_collection_routes(
     router: APIRouter,
     repository: Repository,
+    access: Access,
     *,
     name: str,
     read: type[Mapping[str, Any]],
@@ -41,8 +43,9 @@ def add_collection_routes(
 ) -> None:
     """Add to `router` (whose prefix is the collection's path) the create, list,
     read and delete routes of a resource called `name` ("item"): its key in
-    paths is `{name}_id`. `insert` replaces `repository.insert` for creates
-    that need more (see `Repository.create`)."""
+    paths is `{name}_id`. `access` says what reading and writing routes
+    depend on. `insert` replaces `repository.insert` for creates that need
+    more (see `Repository.create`)."""
     key_path = f"/{{{name}_id}}"
     Key = Annotated[int, Path(alias=f"{name}_id")]
     Query = Annotated[PageQuery, Depends(query_parameters(query))]
@@ -52,8 +55,8 @@ def add_collection_routes(
         name=f"create_{name}",
         status_code=status.HTTP_201_CREATED,
         response_model=read,
-        dependencies=JSON_BODY,
-        responses=error_responses(400, 413, 415, *create_errors),
+        dependencies=[*access.writes, *JSON_BODY],
+        responses=error_responses(400, 413, 415, *create_errors, *access.write_errors),
     )
     async def create_row(data: create, database: DatabaseDep) -> Response:  # type: ignore[valid-type]
         row = await repository.create(database, data.model_dump(), insert)  # type: ignore[attr-defined]
@@ -63,13 +66,21 @@ def add_collection_routes(
         "/",
         name=f"list_{name}s",
         response_model=list[read],  # type: ignore[valid-type]
+        dependencies=access.reads,
+        responses=error_responses(*access.read_errors),
         openapi_extra=query_parameters_openapi(query),
     )
     async def list_rows(query: Query, database: DatabaseDep, request: Request) -> Response:
         rows = await repository.get_page(database, query)
         return page(repository.json_list(rows), request, rows, query.limit)
 
-    @router.get(key_path, name=f"read_{name}", response_model=read, responses=error_responses(404))
+    @router.get(
+        key_path,
+        name=f"read_{name}",
+        response_model=read,
+        dependencies=access.reads,
+        responses=error_responses(404, *access.read_errors),
+    )
     async def read_row(key: Key, database: DatabaseDep) -> Response:
         return json_response(repository.json(await repository.get(database, key)))
 
@@ -77,7 +88,8 @@ def add_collection_routes(
         key_path,
         name=f"delete_{name}",
         status_code=status.HTTP_204_NO_CONTENT,
-        responses=error_responses(404, *delete_errors),
+        dependencies=access.writes,
+        responses=error_responses(404, *delete_errors, *access.write_errors),
     )
     async def delete_row(key: Key, database: DatabaseDep) -> Response:
         await repository.delete(database, key)

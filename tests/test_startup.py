@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import BACKEND, server_url
-from servers import free_port, running_service, service_env, wait_until_answers
+from servers import free_port, run_to_exit, running_service, service_env, wait_until_answers
 
 PASSWORD = "p@ss:w/rd%?x"
 
@@ -80,13 +80,6 @@ def test_a_process_that_never_closes_its_database_still_exits(database_url: str)
         [sys.executable, "-c", script], cwd=Path(__file__).parent.parent, timeout=15
     )
     assert finished.returncode == 0
-
-
-def run_to_exit(*command: str, **variables: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command, env=service_env(**variables), capture_output=True, text=True, timeout=60,
-        cwd=Path(__file__).parent.parent,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize(

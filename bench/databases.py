@@ -3,7 +3,7 @@
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -12,6 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from bench.servers import Server, process_tree_cpu_seconds
 from service.db.engine import create_engine
 from service.db.urls import parse_database_url
 from service.items.models import Item, fold_case
@@ -57,6 +58,28 @@ def fresh_database(backend: str) -> Iterator[str]:
                     connection.exec_driver_sql(f"DROP DATABASE {name}")
     finally:
         admin.dispose()
+
+
+def server_cpu(url: str) -> Callable[[], float] | None:
+    """A function that reads the CPU seconds the database server at `url` has used
+    (every process of it, on this machine); None for SQLite, which runs inside the
+    service's own process."""
+    backend = parse_database_url(url).get_backend_name()
+    if backend == "sqlite":
+        return None
+    engine = sa.create_engine(parse_database_url(url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            if backend == "postgresql":
+                backend_pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+                stat = Path(f"/proc/{backend_pid}/stat").read_text().rpartition(")")[2].split()
+                postmaster = int(stat[1])
+                return lambda: process_tree_cpu_seconds(postmaster)
+            pid_file = connection.exec_driver_sql("SELECT @@pid_file").scalar()
+    finally:
+        engine.dispose()
+    mariadbd = Server("", int(Path(str(pid_file)).read_text().strip()))
+    return lambda: mariadbd.cpu_seconds() or 0.0
 
 
 def engine_for(url: str) -> Engine:

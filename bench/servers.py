@@ -27,12 +27,38 @@ class Server:
 
     def cpu_seconds(self) -> float | None:
         """User and system CPU seconds the server has used, from /proc (Linux); else None."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            return None
-        # utime and stime, the 14th and 15th fields of stat(5), counting from the pid.
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        fields = _stat(self.pid)
+        return None if fields is None else _seconds(fields[11] + fields[12])
+
+
+def _stat(pid: int) -> list[int] | None:
+    """The numeric fields of /proc/PID/stat after the command name, from the
+    parent's pid on (ppid is [1], utime [11], stime [12], cutime [13], cstime [14])."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return [0, *(int(field) for field in fields[1:])]
+
+
+def _seconds(ticks: int) -> float:
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of a server process and of all its children, those that have
+    exited (in the root's cutime and cstime once reaped) and those still running:
+    PostgreSQL's postmaster and its backends."""
+    fields = _stat(root)
+    if fields is None:
+        raise RuntimeError(f"no process {root}")
+    ticks = sum(fields[11:15])
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and entry.name != str(root):
+            child = _stat(int(entry.name))
+            if child is not None and child[1] == root:
+                ticks += child[11] + child[12]
+    return _seconds(ticks)
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -89,6 +115,13 @@ def service(database_url: str, log: Path, root: Path = ROOT) -> AbstractContextM
         "PYTHONPATH": str(root),
     }
     return serve([sys.executable, "-m", "service"], env, port, log, root)
+
+
+def tutorial(database_url: str, log: Path) -> AbstractContextManager[Server]:
+    """The tutorial's way on the same database: `uvicorn bench.tutorial:app`, all defaults."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "bench.tutorial:app", "--port", str(port)]
+    return serve(command, {"DATABASE_URL": database_url}, port, log)
 
 
 def floor_tutorial(log: Path) -> AbstractContextManager[Server]:

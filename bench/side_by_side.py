@@ -4,9 +4,13 @@
 apart, and this machine's speed can move by tens of percent in that time.
 Here every server is started first and wrk then drives each in turn, round
 after round, so that each ratio compares runs seconds apart; the medians
-over the rounds are printed last. With `--baseline DIR`, the service of
-another checkout (an earlier version) runs beside this one on each backend,
-on a database of its own seeded alike, as "<backend> before".
+over the rounds are printed last. On each backend the tutorial's way
+(`bench.tutorial`) runs too, on the service's database, and for PostgreSQL and
+MariaDB each run's database CPU per request is measured beside its requests
+per second: the server's processes' CPU time over the run, divided by the
+requests. With `--baseline DIR`, the service of another checkout (an earlier
+version) runs beside this one on each backend, on a database of its own
+seeded alike, as "<backend> before".
 Run from the repository root, e.g.
 `python -m bench.side_by_side --endpoint list-100 --rounds 5 --baseline ../baseline`.
 """
@@ -15,6 +19,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,10 +32,14 @@ from bench.databases import (
     seed,
     seed_orders,
     seeded_ids,
+    server_cpu,
 )
 from service.orders.models import Order
 
 ALL_ENDPOINTS = (*wrk.ENDPOINTS, *wrk.ORDER_ENDPOINTS)
+# A server to drive, the values its wrk command is filled with, and (for a
+# database server) how to read the CPU time it has used.
+Target = tuple[servers.Server, dict[str, str], Callable[[], float] | None]
 
 
 def main() -> None:
@@ -51,25 +60,33 @@ def main() -> None:
     floor_values = {"first": "1", "last": str(args.items), "q": SEARCH_TERM}
     floor_values |= {"first_order": "1", "last_order": str(args.items)}
     with ExitStack() as stack:
-        # Name -> (server, the values its wrk command is filled with).
-        targets = {
-            "floor a": (stack.enter_context(servers.floor_tutorial(logs / "a.log")), floor_values),
+        # Name -> (server, the values its wrk command is filled with, the database's CPU).
+        targets: dict[str, Target] = {
+            "floor a": (
+                stack.enter_context(servers.floor_tutorial(logs / "a.log")),
+                floor_values,
+                None,
+            ),
             "floor b": (
                 stack.enter_context(servers.floor_service_settings(logs / "b.log")),
                 floor_values,
+                None,
             ),
         }
         for backend in backends:
-            roots = {backend: servers.ROOT}
+            url = stack.enter_context(fresh_database(backend))
+            server = stack.enter_context(servers.service(url, logs / f"{backend}.log"))
+            values = seeded_values(url, args.items, orders=True)
+            targets[backend] = (server, values, server_cpu(url))
+            tutorial = stack.enter_context(servers.tutorial(url, logs / f"{backend}_tutorial.log"))
+            targets[f"{backend} tutorial"] = (tutorial, values, server_cpu(url))
             # The earlier version has no orders to read.
             if args.baseline is not None and not endpoint.of_orders:
-                roots[f"{backend} before"] = args.baseline.resolve()
-            for name, root in roots.items():
                 url = stack.enter_context(fresh_database(backend))
-                log = logs / f"{name.replace(' ', '_')}.log"
-                server = stack.enter_context(servers.service(url, log, root))
-                values = seeded_values(url, args.items, orders=root == servers.ROOT)
-                targets[name] = (server, values)
+                log = logs / f"{backend}_before.log"
+                before = stack.enter_context(servers.service(url, log, args.baseline.resolve()))
+                values = seeded_values(url, args.items, orders=False)
+                targets[f"{backend} before"] = (before, values, server_cpu(url))
 
         print(f"## python -m bench.side_by_side {' '.join(sys.argv[1:])}\n")
         print(
@@ -77,19 +94,28 @@ def main() -> None:
             f"-c{args.connections} -d{args.duration}s on each server in turn, "
             f"{args.rounds} rounds; {args.items} seeded items.\n"
         )
-        print("| round | " + " | ".join(f"{name} req/s" for name in targets) + " |")
+        print("Cells: req/s (ratio to floor a, floor b) [database CPU µs per request].\n")
+        print("| round | " + " | ".join(targets) + " |")
         print("|---|" + "---|" * len(targets))
         rates: dict[str, list[float]] = {name: [] for name in targets}
+        database_cpu: dict[str, list[float]] = {name: [] for name in targets}
         for round_number in range(1, args.rounds + 1):
-            for name, (server, values) in targets.items():
+            for name, (server, values, cpu) in targets.items():
+                before = cpu() if cpu else 0.0
                 result, _ = wrk.run(server.base, endpoint, values, args.duration, args.connections)
                 rates[name].append(result.requests_per_second)
-            cells = [f"{rates[name][-1]:.0f}{this_round_ratios(rates, name)}" for name in targets]
+                if cpu and result.requests:
+                    database_cpu[name].append((cpu() - before) / result.requests * 1e6)
+            cells = [
+                f"{rates[name][-1]:.0f}{this_round_ratios(rates, name)}"
+                + (f" [{database_cpu[name][-1]:.0f}]" if database_cpu[name] else "")
+                for name in targets
+            ]
             print(f"| {round_number} | " + " | ".join(cells) + " |", flush=True)
 
     print("\nMedians over the rounds, and the median of each round's ratios:\n")
-    print("| server | req/s | × floor a | × floor b |")
-    print("|---|---|---|---|")
+    print("| server | req/s | × floor a | × floor b | database CPU µs/req |")
+    print("|---|---|---|---|---|")
     for name, values in rates.items():
         in_rounds = [
             (value / rates["floor a"][i], value / rates["floor b"][i])
@@ -97,7 +123,8 @@ def main() -> None:
         ]
         a = statistics.median(ratio for ratio, _ in in_rounds)
         b = statistics.median(ratio for _, ratio in in_rounds)
-        print(f"| {name} | {statistics.median(values):.0f} | {a:.3f} | {b:.3f} |")
+        cpu_cell = f"{statistics.median(database_cpu[name]):.0f}" if database_cpu[name] else "-"
+        print(f"| {name} | {statistics.median(values):.0f} | {a:.3f} | {b:.3f} | {cpu_cell} |")
 
 
 def seeded_values(url: str, items: int, *, orders: bool) -> dict[str, str]:

@@ -1,11 +1,12 @@
 """Private database clusters for tests, each a context manager.
 
 - GaleraCluster: three MariaDB Galera nodes behind a round-robin HAProxy.
+- PostgresPair: a PostgreSQL primary with a synchronous streaming standby.
 
 Each lives in its own temporary directory on free ports. `__exit__` kills
 every process it started and removes the directory, also when the test or the
 start itself failed. The shared servers are never touched. As root, MariaDB
-runs as the `mysql` system user.
+runs as the `mysql` system user, PostgreSQL as `postgres`.
 """
 
 import contextlib
@@ -23,9 +24,11 @@ from typing import Any, Self
 
 import sqlalchemy as sa
 
+from private_servers import PrivatePostgres, _wait_until_connectable
 from servers import free_port
 
 GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
+STANDBY_NAME = "standby1"
 
 
 def _free_ports(count: int) -> list[int]:
@@ -355,3 +358,101 @@ listen galera
                     assert found.all(), f"node{node + 1} has no database {name}"
             finally:
                 engine.dispose()
+
+
+class PostgresPair:
+    """A PostgreSQL primary with a synchronous streaming standby.
+
+    The primary is a PrivatePostgres; the standby a pg_basebackup of it on its
+    own port, replicating as `standby1`. Only the primary is configured to wait
+    for the standby, so a promoted standby commits on its own.
+    """
+
+    def __init__(self) -> None:
+        self.primary = PrivatePostgres()
+        self.primary_url = self.primary.url
+        self.standby_port = free_port()
+        self.standby_url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.standby_port}/postgres"
+        self.hosts = f"127.0.0.1:{self.primary.port},127.0.0.1:{self.standby_port}"
+        # libpq tries each host in turn and keeps the first that accepts writes.
+        self.read_write_url = (
+            "postgresql+psycopg2://postgres@/postgres?"
+            f"host=127.0.0.1:{self.primary.port}&host=127.0.0.1:{self.standby_port}"
+            "&target_session_attrs=read-write"
+        )
+        self.standby_data = self.primary.directory / "standby"
+
+    def __enter__(self) -> Self:
+        try:
+            # PostgreSQL 15's defaults already stream: wal_level=replica,
+            # max_wal_senders=10, hot_standby=on; and initdb -A trust lets
+            # 127.0.0.1 connect for replication.
+            self.primary.start()
+            self.primary._run(
+                "pg_basebackup", "-D", str(self.standby_data), "-R", "-c", "fast",
+                "-d", f"host=127.0.0.1 port={self.primary.port} user=postgres "
+                      f"application_name={STANDBY_NAME}",
+            )  # fmt: skip
+            options = (
+                f"-p {self.standby_port} -k {self.primary.directory} -c listen_addresses=127.0.0.1"
+            )
+            self.primary._run(
+                "pg_ctl", "-D", str(self.standby_data), "-l", str(self.standby_data / "log"),
+                "-o", options, "-w", "start",
+            )  # fmt: skip
+            _wait_until_connectable(self.standby_url)
+            # Set only now, so that the base backup did not copy it to the standby.
+            _query(
+                self.primary_url, f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'"
+            )
+            _query(self.primary_url, "SELECT pg_reload_conf()")
+            _wait_for(f"{STANDBY_NAME} is a synchronous standby", self._standby_is_sync, 30)
+        except BaseException:
+            self._remove()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
+        subprocess.run(
+            [*self.primary.as_user, str(self.primary.bin / "pg_ctl"), "-D", str(self.standby_data),
+             "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+        )  # fmt: skip
+        self.primary.remove()
+
+    def _standby_is_sync(self) -> bool:
+        rows = _query(
+            self.primary_url,
+            f"SELECT sync_state FROM pg_stat_replication WHERE application_name = '{STANDBY_NAME}'",
+        )
+        return rows == [("sync",)]
+
+    def kill_primary(self) -> None:
+        """SIGKILL the primary's postmaster, as in a crash; its children follow it."""
+        pid = int((self.primary.directory / "data" / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+
+        def refused() -> bool:
+            with socket.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", self.primary.port)) != 0
+
+        _wait_for("the primary refuses connections", refused, 10)
+
+    def promote_standby(self) -> float:
+        """Promote the standby; return the seconds until it accepts writes."""
+        started = time.monotonic()
+        self.primary._run("pg_ctl", "-D", str(self.standby_data), "-w", "promote")
+        _wait_for(
+            "the promoted standby accepts writes",
+            lambda: _query(self.standby_url, "SELECT pg_is_in_recovery()")[0][0] is False,
+            30,
+        )
+        return time.monotonic() - started

@@ -2,11 +2,12 @@
 
 - GaleraCluster: three MariaDB Galera nodes behind a round-robin HAProxy.
 - PostgresPair: a PostgreSQL primary with a synchronous streaming standby.
+- PgBouncer: PgBouncer in transaction pooling mode in front of a PostgreSQL server.
 
 Each lives in its own temporary directory on free ports. `__exit__` kills
 every process it started and removes the directory, also when the test or the
 start itself failed. The shared servers are never touched. As root, MariaDB
-runs as the `mysql` system user, PostgreSQL as `postgres`.
+runs as the `mysql` system user, PostgreSQL and PgBouncer as `postgres`.
 """
 
 import contextlib
@@ -456,3 +457,76 @@ class PostgresPair:
             30,
         )
         return time.monotonic() - started
+
+
+class PgBouncer:
+    """PgBouncer in transaction pooling mode, forwarding any database name to one server.
+
+    `url` names the `postgres` database. User `postgres` may also use the admin
+    console, database `pgbouncer` (SHOW POOLS, ...), but only with a plain
+    DBAPI connection in autocommit mode: it refuses SQLAlchemy's BEGIN.
+    """
+
+    def __init__(self, server_host: str, server_port: int) -> None:
+        pgbouncer = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        if not Path(pgbouncer).exists():
+            raise RuntimeError("PgBouncer not found: apt-get install pgbouncer")
+        self.pgbouncer = pgbouncer
+        self.server_host = server_host
+        self.server_port = server_port
+        self.port = free_port()
+        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+        # PgBouncer refuses to run as root: as root it runs as `postgres`.
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.directory = Path(tempfile.mkdtemp(prefix="items-pgbouncer-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Self:
+        try:
+            if self.as_user:
+                shutil.chown(self.directory, "postgres", "postgres")
+            (self.directory / "userlist.txt").write_text('"postgres" ""\n')
+            configuration = self.directory / "pgbouncer.ini"
+            configuration.write_text(
+                f"""[databases]
+* = host={self.server_host} port={self.server_port}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {self.directory / "userlist.txt"}
+admin_users = postgres
+pool_mode = transaction
+max_client_conn = 500
+default_pool_size = 20
+ignore_startup_parameters = extra_float_digits,options
+logfile = {self.directory / "pgbouncer.log"}
+pidfile = {self.directory / "pgbouncer.pid"}
+"""
+            )
+            self.process = subprocess.Popen(
+                [*self.as_user, self.pgbouncer, str(configuration)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            _wait_until_connectable(self.url)
+        except BaseException:
+            self._remove()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
+        if self.process is not None:
+            _kill_group(self.process)
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -1,15 +1,22 @@
-"""One suite for every backend: TEST_BACKEND (set by tox) picks the database.
+"""One suite for every backend: TEST_BACKEND (set by tox) picks the database,
+and TEST_CLUSTER, if set, a private cluster of them the whole suite runs on:
+`galera` (three MariaDB Galera nodes behind HAProxy), `postgres-ha` (a
+PostgreSQL primary and its synchronous standby, given as a two-host URL) or
+`pgbouncer` (PgBouncer in transaction pooling mode in front of the server).
 
 Each run creates its own databases on the server and drops them afterwards,
-and every test starts from an empty items table, so assertions are exact.
+and every test starts from empty tables, so assertions are exact. A test that
+only means something on some backends or clusters says so with a marker
+(`backends`, `cluster`); elsewhere it is deselected, not skipped.
 """
 
 import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +24,7 @@ from alembic.config import Config
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL
 
+from clusters import GaleraCluster, PgBouncer, PostgresPair
 from service import migrations
 from service.app import create_app
 from service.db.engine import create_engine
@@ -25,6 +33,8 @@ from service.models import Item, Order
 from service.settings import Settings
 
 BACKEND = os.environ.get("TEST_BACKEND", "sqlite")
+CLUSTER = os.environ.get("TEST_CLUSTER", "")
+CLUSTERS = {"galera": "mysql", "postgres-ha": "postgresql", "pgbouncer": "postgresql"}
 
 # Backend -> (variable naming the server, default for this machine's server, how to start it)
 SERVERS = {
@@ -46,9 +56,82 @@ def settings_for(url: str, **overrides: object) -> Settings:
     return Settings(_env_file=None, database_url=url, **overrides)  # type: ignore[call-arg]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "backends(*names): run only on these TEST_BACKENDs")
+    config.addinivalue_line("markers", "cluster(name): run only with this TEST_CLUSTER")
+    if CLUSTER and CLUSTERS.get(CLUSTER) != BACKEND:
+        needed = CLUSTERS.get(CLUSTER)
+        raise pytest.UsageError(f"TEST_CLUSTER={CLUSTER} needs TEST_BACKEND={needed}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the tests that do not apply to this backend or cluster."""
+    kept, deselected = [], []
+    for item in items:
+        backends = item.get_closest_marker("backends")
+        cluster = item.get_closest_marker("cluster")
+        applies = (backends is None or BACKEND in backends.args) and (
+            cluster is None or cluster.args[0] == CLUSTER
+        )
+        (kept if applies else deselected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+# The running cluster the session's databases are made on, if TEST_CLUSTER names one.
+_cluster: Any = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cluster() -> Iterator[Any]:
+    """The cluster TEST_CLUSTER names, for the whole session; None without one."""
+    global _cluster
+    if not CLUSTER:
+        yield None
+        return
+    with ExitStack() as stack:
+        if CLUSTER == "galera":
+            _cluster = stack.enter_context(GaleraCluster())
+        elif CLUSTER == "postgres-ha":
+            _cluster = stack.enter_context(PostgresPair())
+        else:
+            variable, default, _ = SERVERS["postgresql"]
+            server = parse_database_url(os.environ.get(variable, default))
+            bouncer = PgBouncer(server.host or "127.0.0.1", server.port or 5432)
+            _cluster = stack.enter_context(bouncer)
+        try:
+            yield _cluster
+        finally:
+            _cluster = None
+
+
 def server_url() -> URL:
+    """The server the tests make their databases on: the cluster's, if there is one."""
+    if isinstance(_cluster, GaleraCluster):
+        return parse_database_url(_cluster.balancer_url)
+    if isinstance(_cluster, PostgresPair):
+        # libpq's own form for several hosts, as a user would write it.
+        return parse_database_url(
+            f"postgresql://postgres@{_cluster.hosts}/postgres?target_session_attrs=read-write"
+        )
+    if isinstance(_cluster, PgBouncer):
+        return parse_database_url(_cluster.url)
     variable, default, _ = SERVERS[BACKEND]
     return parse_database_url(os.environ.get(variable, default))
+
+
+def on_every_node(database_url: str) -> list[str]:
+    """The URL of `database_url`'s database on each server that serves it: every
+    node of a Galera cluster (a lock or a session lives on one node only); else
+    the URL itself."""
+    if not isinstance(_cluster, GaleraCluster):
+        return [database_url]
+    database = sa.make_url(database_url).database
+    return [
+        sa.make_url(node).set(database=database).render_as_string(hide_password=False)
+        for node in _cluster.node_urls
+    ]
 
 
 @contextmanager
@@ -74,8 +157,12 @@ def temporary_database(tmp_path: Path, label: str) -> Iterator[str]:
     name = f"items_test_{label}_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"CREATE DATABASE {name}")
+        if isinstance(_cluster, GaleraCluster):
+            # Waits until every node has it: the next connection may land on any.
+            _cluster.create_database(name)
+        else:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f"CREATE DATABASE {name}")
     except sa.exc.OperationalError as error:
         admin.dispose()
         pytest.exit(

@@ -1,8 +1,8 @@
 """The private clusters of clusters.py work: Galera replicates and balances,
 a PostgreSQL standby follows its primary and takes over, PgBouncer pools.
 
-The Galera tests need mysqlclient and run with TEST_BACKEND=mysql; the
-PostgreSQL ones need psycopg2 and run with TEST_BACKEND=postgresql.
+Each runs in the tox env of its kind of cluster (`galera`, `postgres-ha`,
+`pgbouncer`), on a private cluster of its own that it may break.
 """
 
 from collections.abc import Iterator
@@ -11,13 +11,11 @@ import pytest
 import sqlalchemy as sa
 
 from clusters import GaleraCluster, PgBouncer, PostgresPair
-from conftest import BACKEND
 from private_servers import PrivatePostgres
 
-galera = pytest.mark.skipif(BACKEND != "mysql", reason="needs mysqlclient: TEST_BACKEND=mysql")
-postgres = pytest.mark.skipif(
-    BACKEND != "postgresql", reason="needs psycopg2: TEST_BACKEND=postgresql"
-)
+galera = pytest.mark.cluster("galera")
+postgres_ha = pytest.mark.cluster("postgres-ha")
+pgbouncer = pytest.mark.cluster("pgbouncer")
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +133,7 @@ def test_a_killed_node_is_balanced_around_and_catches_up_when_started(
         assert connection.exec_driver_sql("SELECT count(*) FROM survived").scalar() == 4
 
 
-@postgres
+@postgres_ha
 def test_the_standby_follows_the_primary_and_refuses_writes() -> None:
     with PostgresPair() as pair:
         primary, standby = engine(pair.primary_url), engine(pair.standby_url)
@@ -156,7 +154,7 @@ def test_the_standby_follows_the_primary_and_refuses_writes() -> None:
         assert refused.value.orig.pgcode == "25006"  # type: ignore[union-attr]
 
 
-@postgres
+@postgres_ha
 def test_the_promoted_standby_takes_writes_once_the_primary_died() -> None:
     with PostgresPair() as pair:
         either = engine(pair.read_write_url)
@@ -179,7 +177,7 @@ def test_the_promoted_standby_takes_writes_once_the_primary_died() -> None:
             ]
 
 
-@postgres
+@pgbouncer
 def test_pgbouncer_forwards_any_database_and_shares_server_connections() -> None:
     server = PrivatePostgres()
     try:

@@ -11,35 +11,35 @@ by itself; the answers must be the same.
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from conftest import BACKEND, sqlite_write_lock_held
+from conftest import BACKEND, on_every_node, sqlite_write_lock_held
 from service.db.urls import parse_database_url
 
 
 @contextmanager
 def write_lock_held(database_url: str) -> Iterator[None]:
-    """Another connection holds a lock that keeps out writes to items, not reads."""
+    """Another connection holds a lock that keeps out writes to items, not reads
+    (on a Galera cluster, one on each node: a table lock holds on its node only)."""
     if BACKEND == "sqlite":
         with sqlite_write_lock_held(database_url.removeprefix("sqlite:///")):
             yield
         return
-    engine = sa.create_engine(parse_database_url(database_url), poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as connection:
+    with ExitStack() as stack:
+        for url in on_every_node(database_url):
+            engine = sa.create_engine(parse_database_url(url), poolclass=sa.pool.NullPool)
+            stack.callback(engine.dispose)
+            connection = stack.enter_context(engine.connect())
             if BACKEND == "postgresql":
                 connection.exec_driver_sql("LOCK TABLE items IN EXCLUSIVE MODE")
-                yield
-                connection.rollback()
+                stack.callback(connection.rollback)
             else:
                 connection.exec_driver_sql("LOCK TABLES items READ")
-                yield
-                connection.exec_driver_sql("UNLOCK TABLES")
-    finally:
-        engine.dispose()
+                stack.callback(connection.exec_driver_sql, "UNLOCK TABLES")
+        yield
 
 
 def test_writes_waiting_together_succeed_or_fail_each_on_its_own(

@@ -11,15 +11,14 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from conftest import BACKEND, settings_for, temporary_database
+from conftest import BACKEND, on_every_node, settings_for, temporary_database
 from private_servers import PrivateMariaDB, PrivatePostgres, private_server
 from servers import running_service
 from service.app import create_app
 from service.db.backends.base import PING_AFTER_IDLE_SECONDS
 
-pytestmark = pytest.mark.skipif(
-    BACKEND == "sqlite", reason="SQLite is a file in the process: there is no server to stop"
-)
+# SQLite is a file in the process: there is no server to stop.
+pytestmark = pytest.mark.backends("postgresql", "mysql")
 
 CONNECT_TIMEOUT = 2
 
@@ -107,8 +106,13 @@ def test_a_host_that_never_answers_is_503_within_the_connect_timeout() -> None:
     assert elapsed < CONNECT_TIMEOUT + 1.5, elapsed
 
 
-def end_sessions_on(url: str) -> int:
-    """End every server session connected to the database of `url`, as a restart would."""
+def end_sessions_on(database_url: str) -> int:
+    """End every server session connected to the database of `database_url`, as a
+    restart would (on a Galera cluster, on every node)."""
+    return sum(_end_sessions(url) for url in on_every_node(database_url))
+
+
+def _end_sessions(url: str) -> int:
     name = sa.engine.make_url(url).database
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:

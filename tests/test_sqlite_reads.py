@@ -1,6 +1,6 @@
 """SQLite files: reads of one item run on the event loop, and writes on a thread
 of their own, so reads answer while a write waits for the write lock
-(service.database.short_reads_on_loop, one_writer_thread).
+(the SQLite backend's capabilities `short_reads_on_loop`, `one_writer_thread`).
 
 Only SQLite does this: network databases keep their reads on worker threads,
 where waiting for the network cannot stall the event loop, and take
@@ -16,12 +16,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import BACKEND, settings_for, sqlite_write_lock_held
+from conftest import settings_for, sqlite_write_lock_held
 from service.app import create_app
 
-pytestmark = pytest.mark.skipif(
-    BACKEND != "sqlite", reason="reads on the event loop and one writer thread: SQLite files only"
-)
+pytestmark = pytest.mark.backends("sqlite")
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from alembic import context
 from service.db.backends import backend_for
+from service.db.backends.galera import LOCK_TABLE
 from service.db.engine import create_engine
 from service.db.urls import DatabaseURLError, parse_database_url
 from service.models import metadata
@@ -18,14 +19,17 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 target_metadata = metadata
 
 
-# Indexes that exist on one backend only (made by their revision) and so are
-# not in the models: left out when models and schema are compared.
+# Indexes that exist on one backend only (made by their revision), and the
+# Galera migration lock's table (made by the lock): not in the models, so
+# left out when models and schema are compared.
 BACKEND_ONLY_INDEXES = {"ix_items_name_folded_trgm"}
 
 
 def include_object(
     item: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
+    if type_ == "table":
+        return name != LOCK_TABLE
     return not (type_ == "index" and name in BACKEND_ONLY_INDEXES)
 
 

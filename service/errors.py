@@ -127,15 +127,27 @@ def _current_revision(engine: Engine) -> str | None:
 
 
 async def _unavailable(request: Request, error: Exception) -> JSONResponse:
-    # The error text can hold SQL and parameters: log only its kind.
+    # The error's text can hold SQL and parameters: log only its kind and code.
     cause = getattr(error, "orig", None) or error
+    code = _server_code(cause)
     logger.warning(
-        "Database unavailable on %s %s: %s",
+        "Database unavailable on %s %s: %s%s",
         request.method,
         request.url.path,
         type(cause).__name__,
+        f" ({code})" if code else "",
     )
     return database_unavailable()
+
+
+def _server_code(error: BaseException) -> str | None:
+    """The code a driver's exception carries: PostgreSQL's SQLSTATE, MySQL's
+    error number, SQLite's result code name."""
+    for attribute in ("pgcode", "sqlite_errorname"):
+        if code := getattr(error, attribute, None):
+            return str(code)
+    arguments = getattr(error, "args", ())
+    return str(arguments[0]) if arguments and isinstance(arguments[0], int) else None
 
 
 def _bug(request: Request, error: Exception) -> JSONResponse:

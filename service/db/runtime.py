@@ -1,6 +1,7 @@
 """Where and how the service's database calls run: worker threads, the writer thread, the loop."""
 
 import asyncio
+import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, TypeVarTuple
@@ -13,6 +14,11 @@ from service.db.batched_reads import BatchedReads
 from service.db.engine import engine_for
 from service.db.group_commit import GroupCommitWriter
 from service.settings import Settings
+
+# How often a retryable call is tried in all, and the longest pause before the
+# second try (the pause before each further one grows by as much).
+RETRY_ATTEMPTS = 5
+RETRY_PAUSE_SECONDS = 0.02
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -42,7 +48,7 @@ class Database:
 
     async def run(self, call: Callable[[Engine, *Args], T], *args: *Args) -> T:
         """`call(engine, *args)` on a worker thread."""
-        return await self._start(call, *args)
+        return await self._retrying(self._start, call, *args)
 
     async def write(self, call: Callable[[Connection, *Args], T], *args: *Args) -> T:
         """`call(connection, *args)`, a write: on the writer thread, committed
@@ -50,7 +56,24 @@ class Database:
         a worker thread, committed by itself."""
         if self._writer is not None:
             return await self._writer.write(call, *args)
-        return await self._start(_on_connection, call, *args)
+        return await self._retrying(self._start, _on_connection, call, *args)
+
+    async def _retrying(self, start: Callable[..., asyncio.Future[T]], *call_and_args: Any) -> T:
+        """Start the call again, after a short random pause, when the server said
+        nothing was done and it can run again as it is (`ErrorKind.RETRYABLE`: a
+        write that lost a conflict on a cluster, a server not ready to serve):
+        a bounded number of times, then the error stands. Anything that may have
+        committed is never run twice."""
+        attempt = 1
+        while True:
+            try:
+                return await start(*call_and_args)
+            except DBAPIError as error:
+                if attempt == RETRY_ATTEMPTS or self.error_kind(error) is not ErrorKind.RETRYABLE:
+                    raise
+            # Apart, so that the writers that collided do not collide again.
+            await asyncio.sleep(random.uniform(0, RETRY_PAUSE_SECONDS * attempt))
+            attempt += 1
 
     def batched_reads(
         self, read_many: Callable[[Engine, list[K]], dict[K, V]]
@@ -77,9 +100,11 @@ class Database:
         return future
 
     def error_kind(self, error: DBAPIError) -> ErrorKind:
-        if error.connection_invalidated:
+        kind = self.backend.error_kind(error)
+        # A connection lost mid-statement may have committed: not retryable.
+        if error.connection_invalidated and kind is not ErrorKind.RETRYABLE:
             return ErrorKind.UNAVAILABLE
-        return self.backend.error_kind(error)
+        return kind
 
     def _start(self, call: Callable[[Engine, *Args], T], *args: *Args) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()

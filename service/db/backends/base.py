@@ -111,6 +111,12 @@ class Backend(ABC):
     def server_name(self, connection: Connection) -> str:
         return connection.dialect.name
 
+    def server_cannot_serve(self, error: BaseException) -> bool:
+        """Whether `error` says that the server the connection reached cannot serve
+        it at all (read-only, not ready): the connection is then dropped, and the
+        pool opens another, which may reach another server."""
+        return False
+
     def pool_limits(self) -> tuple[int, int] | None:
         """The pool's size and overflow; None where there is no pool."""
         if self.default_pool_size is None:
@@ -154,8 +160,18 @@ class NetworkBackend(Backend):
             short_reads_on_loop=False,
         )
 
+    # Whether a server that cannot serve takes down every pooled connection
+    # (they all reach it) or only the one that met it (they reach several).
+    drop_every_connection_when_unusable = True
+
     def prepare(self, engine: Engine) -> None:
         pre_ping_idle_connections(engine, PING_AFTER_IDLE_SECONDS)
+
+        @sa.event.listens_for(engine, "handle_error")
+        def drop_unusable(context: sa.engine.ExceptionContext) -> None:
+            if self.server_cannot_serve(context.original_exception):
+                context.is_disconnect = True
+                context.invalidate_pool_on_disconnect = self.drop_every_connection_when_unusable
 
 
 def pre_ping_idle_connections(engine: Engine, idle_seconds: float) -> None:

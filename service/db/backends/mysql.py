@@ -5,10 +5,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy.engine import Connection
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from service.db.backends.base import Broken, BrokenConstraint, ErrorKind, NetworkBackend, held
+from service.db.backends.galera import galera_migration_lock
 
 # Server-side idle timeouts default to 8 hours on MySQL; hosted servers often cut sooner.
 POOL_RECYCLE_SECONDS = 1800
@@ -38,12 +40,18 @@ _UNAVAILABLE = {
 }  # fmt: skip
 # A deadlock (on Galera also a write that lost certification), or a Galera node
 # not ready to serve (ER_UNKNOWN_COM_ERROR): nothing was committed.
-_RETRYABLE = {1213, 1047}
+_NOT_READY = 1047
+_RETRYABLE = {1213, _NOT_READY}
+# wsrep_sync_wait's bits for reads, updates and deletes, inserts and replaces.
+CAUSALITY_CHECKS = 1 | 2 | 4
 _SCHEMA = {1146, 1054}  # ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR
 
 
 class MySQL(NetworkBackend):
     driver_extra = "mysql"
+    # Behind a balancer, the pool's connections reach several Galera nodes:
+    # one that is not ready takes down only the connections that meet it.
+    drop_every_connection_when_unusable = False
 
     def engine_options(self) -> dict[str, Any]:
         return self.pool_options() | {
@@ -72,6 +80,9 @@ class MySQL(NetworkBackend):
             return ErrorKind.SCHEMA
         return ErrorKind.BUG
 
+    def server_cannot_serve(self, error: BaseException) -> bool:
+        return _server_error_number(error) == _NOT_READY
+
     def broken_constraint(self, error: DBAPIError) -> BrokenConstraint | None:
         broken = _BROKEN.get(_error_code(error) or 0)
         if broken is None:
@@ -85,8 +96,35 @@ class MySQL(NetworkBackend):
         name = None if match is None else match["key"] or match["quoted"] or match["check"]
         return BrokenConstraint(broken, name=name)
 
+    def prepare(self, engine: Engine) -> None:
+        super().prepare(engine)
+
+        @sa.event.listens_for(engine, "connect")
+        def read_your_writes_on_any_node(dbapi_connection: Any, _record: Any) -> None:
+            # A Galera node applies other nodes' commits a moment after they are
+            # acknowledged; with causality checks on, a statement first waits
+            # until the node has applied every commit the cluster had when it
+            # began: reads (1), and updates and deletes (2) and inserts (4), whose
+            # unique keys are checked against the rows the node has.
+            cursor = dbapi_connection.cursor()
+            try:
+                if _is_galera_node(cursor):
+                    cursor.execute(f"SET SESSION wsrep_sync_wait = {CAUSALITY_CHECKS}")
+            finally:
+                cursor.close()
+
     @contextmanager
     def migration_lock(self, connection: Connection) -> Iterator[None]:
+        cursor = connection.connection.cursor()
+        try:
+            galera = _is_galera_node(cursor)
+        finally:
+            cursor.close()
+        if galera:
+            # GET_LOCK holds on one node only; a row's insert is certified cluster-wide.
+            with galera_migration_lock(connection):
+                yield
+            return
         take = "SELECT GET_LOCK('items_service_migrations', 300)"
         with held(take, "SELECT RELEASE_LOCK('items_service_migrations')", connection):
             yield
@@ -95,7 +133,19 @@ class MySQL(NetworkBackend):
         return "mariadb" if getattr(connection.dialect, "is_mariadb", False) else "mysql"
 
 
+def _is_galera_node(cursor: Any) -> bool:
+    # MySQL has no wsrep_on at all; MariaDB without Galera has it OFF.
+    cursor.execute("SHOW VARIABLES LIKE 'wsrep_on'")
+    row = cursor.fetchone()
+    return row is not None and str(row[1]).upper() == "ON"
+
+
 def _error_code(error: DBAPIError) -> int | None:
-    arguments = getattr(error.orig, "args", ())
+    return _server_error_number(error.orig)
+
+
+def _server_error_number(error: BaseException | None) -> int | None:
+    """The error number mysqlclient's exception carries first; None if it has none."""
+    arguments: tuple[object, ...] = getattr(error, "args", ())
     code = arguments[0] if arguments else None
     return code if isinstance(code, int) and code > 0 else None

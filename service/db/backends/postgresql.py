@@ -9,14 +9,17 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from service.db.backends.base import Broken, BrokenConstraint, ErrorKind, NetworkBackend
 
+_READ_ONLY = "25006"
 # SQLSTATE classes and codes of a server that cannot serve now: connection
 # exceptions, insufficient resources, operator intervention (shutdown, cannot
-# connect now, query canceled), system errors, a lock not available, and a
-# read-only transaction (a standby, or a primary demoted by a failover).
+# connect now, query canceled), system errors, a lock not available.
 _UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
-_UNAVAILABLE_CODES = {"55P03", "25006"}
+_UNAVAILABLE_CODES = {"55P03"}
 # Serialization failure and deadlock: the transaction was rolled back.
-_RETRYABLE_CODES = {"40001", "40P01"}
+# Read-only transaction: the server is a standby, or a primary demoted by a
+# failover, and did nothing; on a new connection libpq finds the primary
+# (`target_session_attrs=read-write`).
+_RETRYABLE_CODES = {"40001", "40P01", _READ_ONLY}
 # Undefined table, undefined column, undefined object: the schema is not there.
 _SCHEMA_CODES = {"42P01", "42703", "42704"}
 _BROKEN = {
@@ -54,6 +57,9 @@ class PostgreSQL(NetworkBackend):
         if code in _SCHEMA_CODES:
             return ErrorKind.SCHEMA
         return ErrorKind.BUG
+
+    def server_cannot_serve(self, error: BaseException) -> bool:
+        return getattr(error, "pgcode", None) == _READ_ONLY
 
     def broken_constraint(self, error: DBAPIError) -> BrokenConstraint | None:
         broken = _BROKEN.get(getattr(error.orig, "pgcode", None) or "")

@@ -1,4 +1,7 @@
-"""`python -m service`: migrate the schema (unless MIGRATE_ON_START is off), then serve."""
+"""`python -m service`: migrate the schema (unless MIGRATE_ON_START is off), then serve.
+
+`python -m service check [--json]`: check the database instead (service/check.py).
+"""
 
 import logging
 import os
@@ -7,6 +10,7 @@ import sys
 import uvicorn
 from sqlalchemy import exc
 
+from service import check
 from service.database import DatabaseURLError, create_engine, parse_database_url, safe_url
 from service.migrations import upgrade_to_head
 from service.settings import Settings
@@ -15,6 +19,8 @@ logger = logging.getLogger("service")
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["check"]:
+        sys.exit(check.main(sys.argv[2:]))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
     settings = Settings()
     try:

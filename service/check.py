@@ -218,7 +218,7 @@ def schema_revision(connection: Connection, target: Target) -> Finding:
             "deploy that newer version, or downgrade the schema with it first "
             f"(`alembic downgrade {head}` from its checkout)",
         )
-    behind = len(list(script.iterate_revisions(head, current))) - 1
+    behind = len(list(script.iterate_revisions(head, current)))
     return schema_not_at_head(
         f"behind: at revision {current}, {behind} behind the newest, {head}",
         target.settings.migrate_on_start,

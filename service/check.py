@@ -58,7 +58,11 @@ CONNECT_FIX = {
     "sqlite": "check that the file is a SQLite database this process may read and write",
     "server": "check that the server is running and reachable from here (host, port, "
     "firewall), and the user name, password and database name in DATABASE_URL",
+    "galera": "this Galera node is cut off from the cluster's majority: connect to a node "
+    "that is Synced, or restore quorum",
 }
+# ER_UNKNOWN_COM_ERROR: what a Galera node answers until it is in the primary component.
+GALERA_NOT_READY = 1047
 # SQLite's locking and WAL need a local disk.
 NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "afs", "ceph"}
 
@@ -568,7 +572,7 @@ def galera_state(connection: Connection) -> dict[str, str]:
 
 def mysql_server(connection: Connection, target: Target) -> Finding:
     backend = backend_name(connection)
-    galera = " (a Galera node)" if galera_state(connection) else ""
+    galera = ", a Galera node" if galera_state(connection) else ""
     return version_finding(backend, server_version(connection), galera)
 
 
@@ -987,7 +991,10 @@ def connection_result(engine: Engine, url: URL, *, in_memory_instead: bool) -> R
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
     except sa.exc.DBAPIError as error:
-        fix = CONNECT_FIX["sqlite" if url.get_backend_name() == "sqlite" else "server"]
+        if getattr(error.orig, "args", (None,))[0] == GALERA_NOT_READY:
+            fix = CONNECT_FIX["galera"]
+        else:
+            fix = CONNECT_FIX["sqlite" if url.get_backend_name() == "sqlite" else "server"]
         return Result(
             "connection",
             "problem",

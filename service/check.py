@@ -349,8 +349,8 @@ def postgres_read_write(connection: Connection, target: Target) -> Finding:
         return Finding(
             "problem",
             "a standby (in recovery): it accepts no writes",
-            "point DATABASE_URL at the primary; with a standby beside it, list both hosts and "
-            "add ?target_session_attrs=read-write",
+            "point DATABASE_URL at the primary, or list every host and add "
+            "target_session_attrs=read-write so that the driver picks the primary",
         )
     if "on" in (default_read_only, read_only):
         database = quoted(connection, scalar(connection, "SELECT current_database()"))

@@ -95,7 +95,7 @@ def combined(findings: Iterable[Finding]) -> Finding:
     """One finding for several: the worst status, every finding, every fix."""
     findings = list(findings)
     worst = max((finding.status for finding in findings), key=SEVERITY.__getitem__)
-    fixes = [finding.fix for finding in findings if finding.fix]
+    fixes = dict.fromkeys(finding.fix for finding in findings if finding.fix)
     return Finding(
         worst, "; ".join(finding.found for finding in findings), "; ".join(fixes) or None
     )
@@ -442,35 +442,78 @@ def postgres_privileges(connection: Connection, target: Target) -> Finding:
     finally:
         savepoint.rollback()
     if failed is None:
-        may_create = Finding("ok", f"{user} may create, index, alter and drop tables in {schema}")
+        migrating = [Finding("ok", f"{user} may create, index, alter and drop tables in {schema}")]
     elif is_read_only_error(failed[1]):
         return Finding("warning", "not checked: the server is read-only")
     else:
         label, error = failed
-        may_create = Finding(
-            "problem",
-            f"{user} cannot {label} in schema {schema} of database {database}: "
-            f"{error_message(error)}",
-            f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {user} (as the schema's owner)"
-            if label == "CREATE TABLE"
-            else "migrate with the account that owns the schema",
-        )
+        migrating = [
+            Finding(
+                "problem",
+                f"{user} cannot {label} in schema {schema} of database {database}: "
+                f"{error_message(error)}",
+                f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {user} (as the schema's owner)"
+                if label == "CREATE TABLE"
+                else "migrate with the account that owns the schema",
+            )
+        ]
     owners = owners_elsewhere(connection)
-    if not owners:
-        return may_create
-    tables = ", ".join(owners)
-    others = ", ".join(sorted(set(owners.values())))
-    return combined(
-        [
-            may_create,
+    if owners:
+        tables = ", ".join(owners)
+        others = ", ".join(sorted(set(owners.values())))
+        migrating.append(
             Finding(
                 "problem",
                 f"{tables} belong to {others}: only their owner may alter or drop them, "
                 "as migrations do",
                 f"run migrations as {others}, or ALTER TABLE ... OWNER TO {user} (as {others})",
-            ),
-        ]
+            )
+        )
+    return combined(
+        [for_migrations(combined(migrating), target), *row_privileges(connection, user)]
     )
+
+
+def for_migrations(finding: Finding, target: Target) -> Finding:
+    """A problem only migrations meet: a warning when the service does not migrate."""
+    if finding.status != "problem" or target.settings.migrate_on_start:
+        return finding
+    return Finding(
+        "warning",
+        f"{finding.found} (MIGRATE_ON_START is off: only the account that migrates needs this)",
+        "run this check with the URL of the account that runs `alembic upgrade head`",
+    )
+
+
+def row_privileges(connection: Connection, user: str) -> list[Finding]:
+    """What the service does to its existing tables that this account may not do."""
+    if scalar(connection, "SELECT to_regclass('items')") is None:
+        return []
+    missing = [
+        f"GRANT {privilege} ON {table} TO {user}"
+        for table, privilege in connection.execute(
+            sa.text(
+                "SELECT t, p FROM (VALUES ('items', 'SELECT, INSERT, UPDATE, DELETE'), "
+                "('alembic_version', 'SELECT')) AS wanted(t, ps), "
+                "unnest(string_to_array(ps, ', ')) AS p "
+                "WHERE to_regclass(t) IS NOT NULL AND NOT has_table_privilege(t, p)"
+            )
+        )
+    ]
+    sequence = scalar(connection, "SELECT pg_get_serial_sequence('items', 'id')")
+    if sequence is not None and not scalar(
+        connection, "SELECT has_sequence_privilege(:sequence, 'USAGE')", sequence=sequence
+    ):
+        missing.append(f"GRANT USAGE ON SEQUENCE {sequence} TO {user}")
+    if not missing:
+        return [Finding("ok", f"{user} may read and write the items")]
+    return [
+        Finding(
+            "problem",
+            f"{user} may not read and write the items as the service does",
+            "; ".join(missing),
+        )
+    ]
 
 
 def owners_elsewhere(connection: Connection) -> dict[str, str]:
@@ -519,7 +562,7 @@ def postgres_trigram_extension(connection: Connection, target: Target) -> Findin
     ).one()
     user, database = quoted(connection, user), quoted(connection, database)
     superuser_fix = f"have a superuser run CREATE EXTENSION pg_trgm in database {database}"
-    return Finding(
+    problem = Finding(
         "problem",
         f"available, but {user} may not create it: {error_message(error)}",
         superuser_fix
@@ -527,6 +570,7 @@ def postgres_trigram_extension(connection: Connection, target: Target) -> Findin
         else f"GRANT CREATE ON DATABASE {database} TO {user} (pg_trgm is a trusted "
         f"extension), or {superuser_fix}",
     )
+    return for_migrations(problem, target)
 
 
 def postgres_connection_budget(connection: Connection, target: Target) -> Finding:
@@ -782,8 +826,14 @@ def mysql_privileges(connection: Connection, target: Target) -> Finding:
     label, error = failed
     if is_read_only_error(error):
         return Finding("warning", "not checked: the server is read-only")
-    return Finding(
+    problem = Finding(
         "problem", f"{account} cannot {label} in {database}: {error_message(error)}", grant
+    )
+    # The service itself only reads and writes rows.
+    return (
+        problem
+        if label in ("INSERT", "UPDATE", "SELECT", "DELETE")
+        else for_migrations(problem, target)
     )
 
 

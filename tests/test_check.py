@@ -178,8 +178,9 @@ def test_a_database_that_cannot_be_reached_is_a_problem_not_a_traceback(tmp_path
 
 
 @contextmanager
-def account_that_may_not_create_tables(database_url: str) -> Iterator[str]:
-    """An account that may read and write rows, not create tables; its URL.
+def account(database_url: str, *grants: str) -> Iterator[str]:
+    """An account on the database that may do what `grants` allow (`{name}` in them is the
+    account, `{database}` the database), and nothing more; its URL.
 
     Its password needs percent-encoding, and must never show.
     """
@@ -197,10 +198,8 @@ def account_that_may_not_create_tables(database_url: str) -> Iterator[str]:
         else:
             connection.exec_driver_sql(f"DROP USER IF EXISTS '{name}'@'%%'")
             connection.exec_driver_sql(f"CREATE USER '{name}'@'%%' IDENTIFIED BY '{literal}'")
-            connection.exec_driver_sql(
-                f"GRANT SELECT, INSERT, UPDATE, DELETE, ALTER, INDEX, DROP "
-                f"ON {database}.* TO '{name}'@'%%'"
-            )
+    for grant in grants:
+        run_as_admin(database_url, grant.format(name=name, database=database))
     url = sa.engine.make_url(database_url).set(username=name, password=PASSWORD)
     try:
         yield url.render_as_string(hide_password=False)
@@ -215,30 +214,84 @@ def account_that_may_not_create_tables(database_url: str) -> Iterator[str]:
         owner.dispose()
 
 
+def run_as_admin(database_url: str, statement: str) -> None:
+    """Run `statement` as the server's administrator: on PostgreSQL, inside the database."""
+    engine = sa.create_engine(
+        database_url if BACKEND == "postgresql" else server_url(), isolation_level="AUTOCOMMIT"
+    )
+    with engine.connect() as connection:
+        connection.exec_driver_sql(statement.replace("%", "%%"))
+    engine.dispose()
+
+
+def check_of(result: subprocess.CompletedProcess[str], name: str) -> dict[str, str]:
+    report = json.loads(result.stdout)
+    return next(c for c in report["checks"] if c["name"] == name)  # type: ignore[no-any-return]
+
+
+ROW_GRANTS = {
+    "postgresql": (
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {name}",
+        "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {name}",
+    ),
+    "mysql": ("GRANT SELECT, INSERT, UPDATE, DELETE ON {database}.* TO '{name}'@'%'",),
+}
+ALL_BUT_CREATE = {
+    "postgresql": ROW_GRANTS["postgresql"],
+    "mysql": (
+        "GRANT SELECT, INSERT, UPDATE, DELETE, ALTER, INDEX, DROP ON {database}.* TO '{name}'@'%'",
+    ),
+}
+
+
 @servers_only
 def test_an_account_that_may_not_create_tables_is_a_problem_with_its_grant(
     empty_database: str,
 ) -> None:
-    with account_that_may_not_create_tables(empty_database) as url:
+    with account(empty_database, *ALL_BUT_CREATE[BACKEND]) as url:
         result = run_check(url, "--json")
         assert result.returncode == 1
-        report = json.loads(result.stdout)
-        privileges = next(c for c in report["checks"] if c["name"] == "privileges")
+        privileges = check_of(result, "privileges")
         assert privileges["status"] == "problem"
         assert privileges["found"].startswith("items_check_user")
         assert "cannot CREATE TABLE" in privileges["found"]
         assert privileges["fix"].startswith("GRANT ")
         assert not any(secret in result.stdout + result.stderr for secret in SECRETS)
         # The fix is the one to run: granted, the account passes.
-        grant = privileges["fix"].split(" (")[0]
-        granting = sa.create_engine(
-            empty_database if BACKEND == "postgresql" else server_url(),
-            isolation_level="AUTOCOMMIT",
-        )
-        with granting.connect() as connection:
-            connection.exec_driver_sql(grant.replace("%", "%%"))
-        granting.dispose()
+        run_as_admin(empty_database, privileges["fix"].split(" (")[0])
         assert lines(run_check(url))["privileges"].startswith("ok ")
+
+
+@servers_only
+def test_an_account_that_may_not_change_the_schema_is_a_warning_when_the_service_does_not_migrate(
+    empty_database: str,
+) -> None:
+    migrate(empty_database)
+    with account(empty_database, *ROW_GRANTS[BACKEND]) as url:
+        result = run_check(url, MIGRATE_ON_START="false")
+        assert result.returncode == 0, result.stdout
+        privileges = lines(result)["privileges"]
+        assert privileges.startswith("warning  privileges: items_check_user")
+        assert "(MIGRATE_ON_START is off: only the account that migrates needs this)" in privileges
+        assert privileges.endswith(
+            "; fix: run this check with the URL of the account that runs `alembic upgrade head`"
+        )
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="PostgreSQL's sequences")
+def test_an_account_that_may_not_use_the_id_sequence_is_a_problem(empty_database: str) -> None:
+    migrate(empty_database)
+    tables_only = ROW_GRANTS["postgresql"][0]
+    with account(empty_database, tables_only) as url:
+        result = run_check(url, "--json", MIGRATE_ON_START="false")
+        assert result.returncode == 1
+        privileges = check_of(result, "privileges")
+        assert privileges["status"] == "problem"
+        assert "items_check_user may not read and write the items" in privileges["found"]
+        grant = "GRANT USAGE ON SEQUENCE public.items_id_seq TO items_check_user"
+        assert privileges["fix"].endswith(grant)
+        run_as_admin(empty_database, grant)
+        assert run_check(url, MIGRATE_ON_START="false").returncode == 0
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="default_transaction_read_only")

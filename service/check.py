@@ -167,13 +167,21 @@ def server_version(connection: Connection) -> tuple[int, ...]:
     return tuple(part for part in info if isinstance(part, int))
 
 
-def connection_budget(target: Target, limits: list[tuple[int, str]], open_now: int) -> Finding:
+@dataclass(frozen=True, order=True)
+class Limit:
+    connections: int
+    meaning: str
+    setting: str
+
+
+def connection_budget(target: Target, limits: list[Limit], open_now: int) -> Finding:
     """The service's connections, all processes together, against the tightest server limit."""
     pool = pool_limits(target.url, target.settings)
     assert pool is not None
     workers = target.settings.web_concurrency
     need = workers * sum(pool)
-    limit, limit_text = min(limits)
+    tightest = min(limits)
+    limit, limit_text = tightest.connections, tightest.meaning
     needed_text = (
         f"{workers} process(es) x {sum(pool)} (DB_POOL_SIZE {pool[0]} + DB_MAX_OVERFLOW "
         f"{pool[1]}) = {need} connections"
@@ -181,7 +189,7 @@ def connection_budget(target: Target, limits: list[tuple[int, str]], open_now: i
     per_process = max(limit // workers, 1)
     fix = (
         f"keep DB_POOL_SIZE + DB_MAX_OVERFLOW at {per_process} or less per process "
-        f"(or fewer WEB_CONCURRENCY processes), or raise {limit_text}"
+        f"(or fewer WEB_CONCURRENCY processes), or raise {tightest.setting}"
     )
     if need > limit:
         return Finding("problem", f"{needed_text}, more than {limit_text} ({limit})", fix)
@@ -593,13 +601,27 @@ def postgres_connection_budget(connection: Connection, target: Target) -> Findin
         )
     ).one()
     max_connections, reserved, superuser, role_limit, database_limit, open_now = row
-    limits = [(max_connections, "max_connections")]
+    limits = [Limit(max_connections, "max_connections", "max_connections")]
     if not superuser:
-        limits.append((max_connections - reserved, f"max_connections less {reserved} reserved"))
+        limits.append(
+            Limit(
+                max_connections - reserved,
+                f"max_connections less {reserved} reserved",
+                "max_connections",
+            )
+        )
     if role_limit >= 0:
-        limits.append((role_limit, "the account's CONNECTION LIMIT"))
+        limits.append(
+            Limit(role_limit, "the account's CONNECTION LIMIT", "ALTER ROLE ... CONNECTION LIMIT")
+        )
     if database_limit >= 0:
-        limits.append((database_limit, "the database's CONNECTION LIMIT"))
+        limits.append(
+            Limit(
+                database_limit,
+                "the database's CONNECTION LIMIT",
+                "ALTER DATABASE ... CONNECTION LIMIT",
+            )
+        )
     return connection_budget(target, limits, open_now)
 
 
@@ -843,9 +865,11 @@ def mysql_connection_budget(connection: Connection, target: Target) -> Finding:
     ).one()
     # Unlike the process list, this counts other accounts' connections too.
     connected = shown(connection, "SHOW GLOBAL STATUS", "Threads_connected")["Threads_connected"]
-    limits = [(int(max_connections), "max_connections")]
+    limits = [Limit(int(max_connections), "max_connections", "max_connections")]
     if per_account:
-        limits.append((int(per_account), "max_user_connections"))
+        limits.append(
+            Limit(int(per_account), "max_user_connections", "the account's MAX_USER_CONNECTIONS")
+        )
     return connection_budget(target, limits, int(connected) - 1)
 
 

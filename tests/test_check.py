@@ -294,6 +294,18 @@ def test_an_account_that_may_not_use_the_id_sequence_is_a_problem(empty_database
         assert run_check(url, MIGRATE_ON_START="false").returncode == 0
 
 
+@servers_only
+def test_more_connections_than_the_server_allows_is_a_problem(database_url: str) -> None:
+    result = run_check(database_url, WEB_CONCURRENCY="50", DB_POOL_SIZE="10", DB_MAX_OVERFLOW="2")
+    assert result.returncode == 1
+    connections = lines(result)["connections"]
+    assert connections.startswith(
+        "problem  connections: 50 process(es) x 12 (DB_POOL_SIZE 10 + DB_MAX_OVERFLOW 2) = 600 "
+        "connections, more than max_connections"
+    )
+    assert "; fix: keep DB_POOL_SIZE + DB_MAX_OVERFLOW at " in connections
+
+
 @pytest.mark.skipif(BACKEND != "postgresql", reason="default_transaction_read_only")
 def test_a_read_only_postgresql_database_is_a_problem(empty_database: str) -> None:
     database = sa.engine.make_url(empty_database).database

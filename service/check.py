@@ -504,7 +504,7 @@ def row_privileges(connection: Connection, user: str) -> list[Finding]:
                 "SELECT t, p FROM (VALUES ('items', 'SELECT, INSERT, UPDATE, DELETE'), "
                 "('alembic_version', 'SELECT')) AS wanted(t, ps), "
                 "unnest(string_to_array(ps, ', ')) AS p "
-                "WHERE to_regclass(t) IS NOT NULL AND NOT has_table_privilege(t, p)"
+                "WHERE NOT has_table_privilege(to_regclass(t), p)"
             )
         )
     ]
@@ -696,25 +696,37 @@ def mysql_sql_mode(connection: Connection, target: Target) -> Finding:
     )
 
 
-def mysql_storage_engine(connection: Connection, target: Target) -> Finding:
+def mysql_tables(connection: Connection, target: Target) -> Finding:
     default = scalar(connection, "SELECT @@default_storage_engine")
-    items = scalar(
-        connection,
-        "SELECT ENGINE FROM information_schema.TABLES "
-        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'items'",
-    )
-    wrong = [
-        f"{what} is {engine}"
-        for what, engine in (("default_storage_engine", default), ("the items table", items))
-        if engine not in (None, "InnoDB")
-    ]
-    if wrong:
-        return Finding(
-            "problem",
-            ", ".join(wrong) + ": no transactions (and no Galera replication)",
-            "SET GLOBAL default_storage_engine = InnoDB (and ALTER TABLE items ENGINE = InnoDB)",
+    items = connection.execute(
+        sa.text(
+            "SELECT ENGINE, TABLE_COLLATION FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'items'"
         )
-    return Finding("ok", "InnoDB")
+    ).first()
+    engine, collation = items or (None, None)
+    findings = [
+        Finding(
+            "problem",
+            f"{what} is {value}: no transactions (and no Galera replication)",
+            f"{fix} (and in the server's configuration)",
+        )
+        for what, value, fix in (
+            ("default_storage_engine", default, "SET GLOBAL default_storage_engine = InnoDB"),
+            ("the items table", engine, "ALTER TABLE items ENGINE = InnoDB"),
+        )
+        if value not in (None, "InnoDB")
+    ]
+    # The round trip's temporary table cannot tell what an existing table was made with.
+    if collation not in (None, "utf8mb4_bin"):
+        findings.append(
+            Finding(
+                "problem",
+                f"the items table is {collation}: names are not kept and compared exactly",
+                "ALTER TABLE items CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+            )
+        )
+    return combined(findings) if findings else Finding("ok", "InnoDB, utf8mb4_bin")
 
 
 def mysql_idle_timeout(connection: Connection, target: Target) -> Finding:
@@ -965,9 +977,12 @@ def filesystem_type(directory: Path) -> str | None:
     resolved = directory.resolve()
     # The deepest mount point above the directory; of equal ones, the last mounted.
     holding = [
-        (len(Path(point).parts), index, kind)
-        for index, (point, kind) in enumerate(line.split()[1:3] for line in mounts)
-        if resolved.is_relative_to(point.replace("\\040", " "))
+        (len(point.parts), index, kind)
+        for index, (point, kind) in enumerate(
+            (Path(fields[1].replace("\\040", " ")), fields[2])
+            for fields in (line.split() for line in mounts)
+        )
+        if resolved.is_relative_to(point)
     ]
     return max(holding)[2] if holding else None
 
@@ -998,7 +1013,7 @@ MYSQL_CHECKS: list[tuple[str, Check]] = [
     ("read-write", mysql_read_write),
     ("character set", mysql_character_set),
     ("sql mode", mysql_sql_mode),
-    ("storage engine", mysql_storage_engine),
+    ("tables", mysql_tables),
     ("idle timeout", mysql_idle_timeout),
     ("table names", mysql_table_names),
     ("galera cluster", galera_cluster),

@@ -369,3 +369,31 @@ def test_a_directory_the_process_cannot_write_is_a_problem(tmp_path: Path) -> No
         f"fix: make {directory} writable by the service's user"
     )
     assert sorted(directory.iterdir()) == files
+
+
+@pytest.mark.skipif(BACKEND != "mysql", reason="a MariaDB Galera cluster")
+def test_a_galera_cluster_passes_and_one_of_two_nodes_left_is_a_warning() -> None:
+    clusters = pytest.importorskip("clusters", reason="tests/clusters.py builds the cluster")
+    with clusters.GaleraCluster(3) as cluster:
+        cluster.create_database("items_check")
+        url = sa.engine.make_url(cluster.node_urls[0]).set(database="items_check")
+        healthy = run_check(url.render_as_string(hide_password=False))
+        assert healthy.returncode == 0, healthy.stdout
+        found = lines(healthy)
+        assert found["server"].startswith("ok       server: MariaDB ")
+        assert ", a Galera node (tested: " in found["server"]
+        assert (
+            found["galera cluster"] == "ok       galera cluster: 3 node(s); Synced, ready, Primary"
+        )
+        assert (
+            "wsrep_on ON; binlog_format ROW; innodb_autoinc_lock_mode 2"
+            in (found["galera settings"])
+        )
+        cluster.kill_node(2)
+        degraded = run_check(url.render_as_string(hide_password=False))
+        assert degraded.returncode == 0, degraded.stdout
+        assert lines(degraded)["galera cluster"] == (
+            "warning  galera cluster: 2 node(s); fewer than 3 nodes: losing one leaves no "
+            "majority, and the rest stop; Synced, ready, Primary; "
+            "fix: add a node, or an arbitrator (garbd)"
+        )

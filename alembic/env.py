@@ -5,20 +5,17 @@ from logging.config import fileConfig
 from sqlalchemy.engine import Connection, Engine
 
 from alembic import context
-from service.database import (
-    DatabaseURLError,
-    create_engine,
-    migration_lock,
-    parse_database_url,
-)
-from service.models import Base
+from service.db.backends import backend_for
+from service.db.engine import create_engine
+from service.db.urls import DatabaseURLError, parse_database_url
+from service.models import metadata
 from service.settings import Settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 # Indexes that exist on one backend only (made by their revision) and so are
@@ -64,7 +61,8 @@ def main() -> None:
     given: Engine | None = config.attributes.get("connection")
     engine = given or engine_from_settings()
     try:
-        with engine.connect() as connection, migration_lock(connection):
+        lock = backend_for(engine.url, Settings()).migration_lock
+        with engine.connect() as connection, lock(connection):
             run_migrations(connection)
             connection.commit()
     finally:

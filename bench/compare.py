@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 
 from bench.databases import BACKENDS, fresh_database
 from service.app import create_app
-from service.database import create_engine, parse_database_url
+from service.db.engine import create_engine
+from service.db.urls import parse_database_url
 from service.migrations import upgrade_to_head
 from service.settings import Settings
 

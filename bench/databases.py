@@ -12,8 +12,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from service.database import create_engine, parse_database_url
-from service.models import Item, fold_case
+from service.db.engine import create_engine
+from service.db.urls import parse_database_url
+from service.items.models import Item, fold_case
+from service.orders.models import Order
 from service.settings import Settings
 
 BACKENDS = ("sqlite", "postgresql", "mysql")
@@ -92,11 +94,31 @@ def seed(url: str, count: int) -> None:
         engine.dispose()
 
 
-def seeded_ids(url: str) -> tuple[int, int]:
+def seed_orders(url: str, count: int) -> None:
+    """Insert `count` orders, one for each of the first `count` items."""
+    engine = engine_for(url)
+    now = datetime.now(UTC)
+    try:
+        with engine.begin() as connection:
+            rows = connection.execute(
+                sa.select(Item.id, Item.price).order_by(Item.id).limit(count)
+            ).all()
+            orders = [
+                {"item_id": item_id, "quantity": 3, "unit_price": price, "total": price * 3,
+                 "created_at": now}
+                for item_id, price in rows
+            ]  # fmt: skip
+            connection.execute(sa.insert(Order.__table__), orders)
+    finally:
+        engine.dispose()
+
+
+def seeded_ids(url: str, column: sa.orm.InstrumentedAttribute[int] = Item.id) -> tuple[int, int]:
+    """The first and last id of a seeded table."""
     engine = engine_for(url)
     try:
         with engine.connect() as connection:
-            query = sa.select(sa.func.min(Item.id), sa.func.max(Item.id))
+            query = sa.select(sa.func.min(column), sa.func.max(column))
             first, last = connection.execute(query).one()
     finally:
         engine.dispose()

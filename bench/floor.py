@@ -41,6 +41,15 @@ class ItemOut(BaseModel):
     updated_at: datetime
 
 
+class OrderOut(BaseModel):
+    id: int
+    item_id: int
+    quantity: int
+    unit_price: float
+    total: float
+    created_at: datetime
+
+
 NOW = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 
 
@@ -56,8 +65,21 @@ def _item(number: int) -> dict[str, Any]:
     }
 
 
+def _order(number: int) -> dict[str, Any]:
+    return {
+        "id": number,
+        "item_id": number,
+        "quantity": 3,
+        "unit_price": 19.99,
+        "total": 59.97,
+        "created_at": NOW,
+    }
+
+
 ITEM = _item(1)
 PAGE = [_item(n) for n in range(1, 101)]
+ORDER = _order(1)
+ORDERS_PAGE = [_order(n) for n in range(1, 101)]
 
 app = FastAPI()
 
@@ -85,6 +107,16 @@ def create_item(item: ItemIn) -> Any:
 @app.patch("/items/{item_id}", response_model=ItemOut)
 def update_item(item_id: int, item: ItemPatch) -> Any:
     return ITEM
+
+
+@app.get("/orders/", response_model=list[OrderOut])
+def list_orders(limit: int = 100, item_id: int | None = None) -> Any:
+    return ORDERS_PAGE
+
+
+@app.get("/orders/{order_id}", response_model=OrderOut)
+def read_order(order_id: int) -> Any:
+    return ORDER
 
 
 def service_server_settings() -> dict[str, Any]:

@@ -6,8 +6,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from service import crud
-from service.schemas import ItemQuery
+from service.items.repository import ITEMS
+from service.items.schemas import ItemQuery
 
 _EXPLAIN = {"sqlite": "EXPLAIN QUERY PLAN ", "postgresql": "EXPLAIN ", "mysql": "EXPLAIN "}
 
@@ -25,7 +25,7 @@ def queries(depth: int, term: str) -> dict[str, ItemQuery]:
 
 
 def captured_sql(engine: Engine, query: ItemQuery) -> tuple[str, Any]:
-    """The statement and parameters `crud.list_items` sends to the driver."""
+    """The statement and parameters `ITEMS.read_page` sends to the driver."""
     sent: list[tuple[str, Any]] = []
 
     def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -33,7 +33,7 @@ def captured_sql(engine: Engine, query: ItemQuery) -> tuple[str, Any]:
 
     sa.event.listen(engine, "before_cursor_execute", capture)
     try:
-        crud.list_items(engine, query)
+        ITEMS.read_page(engine, query)
     finally:
         sa.event.remove(engine, "before_cursor_execute", capture)
     return sent[-1]

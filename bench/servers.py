@@ -51,7 +51,9 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 6
 
 
 @contextmanager
-def serve(command: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[Server]:
+def serve(
+    command: list[str], env: dict[str, str], port: int, log: Path, root: Path = ROOT
+) -> Iterator[Server]:
     """Run `command` (which must listen on `port`) and yield it as a Server; stop it afterwards.
 
     The server's output, access log included, goes to `log`, as it would to a file in production.
@@ -59,7 +61,7 @@ def serve(command: list[str], env: dict[str, str], port: int, log: Path) -> Iter
     base = f"http://127.0.0.1:{port}"
     with log.open("ab") as output:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=os.environ | env, stdout=output, stderr=subprocess.STDOUT
+            command, cwd=root, env=os.environ | env, stdout=output, stderr=subprocess.STDOUT
         )
         try:
             wait_until_up(f"{base}/health", process)
@@ -73,8 +75,9 @@ def serve(command: list[str], env: dict[str, str], port: int, log: Path) -> Iter
                 process.wait()
 
 
-def service(database_url: str, log: Path) -> AbstractContextManager[Server]:
-    """`python -m service` as users run it: migrating on start, one worker."""
+def service(database_url: str, log: Path, root: Path = ROOT) -> AbstractContextManager[Server]:
+    """`python -m service` as users run it: migrating on start, one worker; the
+    service of the checkout at `root` (another version of it, to compare with)."""
     port = free_port()
     env = {
         "DATABASE_URL": database_url,
@@ -82,8 +85,10 @@ def service(database_url: str, log: Path) -> AbstractContextManager[Server]:
         "HOST": "127.0.0.1",
         "MIGRATE_ON_START": "true",
         "WEB_CONCURRENCY": "1",
+        # Ahead of the installed package, so that `root`'s own code runs.
+        "PYTHONPATH": str(root),
     }
-    return serve([sys.executable, "-m", "service"], env, port, log)
+    return serve([sys.executable, "-m", "service"], env, port, log, root)
 
 
 def floor_tutorial(log: Path) -> AbstractContextManager[Server]:

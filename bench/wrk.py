@@ -17,6 +17,10 @@ class Endpoint:
     # wrk passes these to the script's init(); "{first}" and "{last}" are the seeded ids.
     args: tuple[str, ...] = ()
 
+    @property
+    def of_orders(self) -> bool:
+        return self.path.startswith("/orders/")
+
 
 ENDPOINTS = (
     Endpoint("get-one", "/items/1", "get_one.lua", ("{first}", "{last}")),
@@ -25,6 +29,12 @@ ENDPOINTS = (
     Endpoint("create", "/items/", "create.lua"),
     Endpoint("patch", "/items/1", "patch.lua", ("{first}", "{last}")),
 )
+# The second resource's reads, which take the same paths through the data layer.
+ORDER_ENDPOINTS = (
+    Endpoint("order-get-one", "/orders/1", "get_one.lua", ("{first_order}", "{last_order}",
+                                                           "/orders/")),
+    Endpoint("order-list-100", "/orders/?limit=100"),
+)  # fmt: skip
 
 
 @dataclass

@@ -11,7 +11,10 @@ import uvicorn
 from sqlalchemy import exc
 
 from service import check
-from service.database import DatabaseURLError, create_engine, parse_database_url, safe_url
+from service.auth import TokenError, access, open_to_anyone
+from service.db.backends import backend_for
+from service.db.engine import engine_for
+from service.db.urls import DatabaseURLError, parse_database_url, safe_url
 from service.migrations import upgrade_to_head
 from service.settings import Settings
 
@@ -25,17 +28,27 @@ def main() -> None:
     settings = Settings()
     try:
         url = parse_database_url(settings.database_url.get_secret_value())
-        if settings.migrate_on_start:
-            engine = create_engine(url, settings)
+        access(settings)
+        backend = backend_for(url, settings)
+        # A database that lives only in the app's engine is migrated by the app.
+        if settings.migrate_on_start and not backend.database_lives_in_engine:
+            engine = engine_for(backend)
             try:
                 upgrade_to_head(engine)
             finally:
                 engine.dispose()
-    except DatabaseURLError as error:
+    except (DatabaseURLError, TokenError) as error:
         sys.exit(f"error: {error}")
     except exc.OperationalError as error:
         sys.exit(f"error: cannot migrate the database at {safe_url(url)}: {error.orig}".strip())
     logger.info("Serving on %s with database %s", f"{settings.host}:{settings.port}", safe_url(url))
+    if open_to_anyone(settings):
+        logger.warning(
+            "API_TOKENS is not set and the service listens on %s: anyone who can reach it "
+            "may create, change and delete every row. Set API_TOKENS to keep writes to "
+            "the clients you give a token.",
+            settings.host,
+        )
     if settings.web_concurrency == 1:
         pin_to_one_cpu()
     uvicorn.run(
@@ -53,13 +66,7 @@ def pin_to_one_cpu() -> None:
 
     Only one thread at a time runs Python, and the event loop hands the GIL
     to a worker thread and back several times per request; between two CPUs
-    each hand-over wakes the other one. On one CPU, side by side (wrk, 32
-    connections, 2 rounds, req/s): PostgreSQL get-one +15%, list-100 +29%,
-    create +37%, patch +27%; MariaDB +33%, +80%, +42%, +75%; SQLite list-100
-    2.3x (its driver hands the GIL over for every row), with its writes on
-    a thread of their own (`database.one_writer_thread`). A database server
-    on the same machine keeps the other CPUs; there the gain came and went
-    between runs (README, Performance).
+    each hand-over wakes the other one (docs/performance.md has the figures).
 
     Called before uvicorn starts, while this is the only thread: every
     thread started later inherits it. With several worker processes nothing

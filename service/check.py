@@ -25,16 +25,11 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import URL, Connection, Engine
 
-from service.column_types import ExactString, UTCDateTime
-from service.database import (
-    MYSQL_POOL_RECYCLE_SECONDS,
-    DatabaseURLError,
-    backend_name,
-    create_engine,
-    parse_database_url,
-    pool_limits,
-    safe_url,
-)
+from service.db.backends import Backend, backend_for
+from service.db.backends.mysql import POOL_RECYCLE_SECONDS
+from service.db.engine import create_engine
+from service.db.types import ExactString, UTCDateTime
+from service.db.urls import DatabaseURLError, parse_database_url, safe_url
 from service.migrations import alembic_config, current_revision, head_revision
 from service.settings import Settings
 
@@ -86,6 +81,7 @@ class Result:
 class Target:
     url: URL
     settings: Settings
+    backend: Backend
 
 
 Check = Callable[[Connection, Target], Finding | None]
@@ -176,7 +172,7 @@ class Limit:
 
 def connection_budget(target: Target, limits: list[Limit], open_now: int) -> Finding:
     """The service's connections, all processes together, against the tightest server limit."""
-    pool = pool_limits(target.url, target.settings)
+    pool = target.backend.pool_limits()
     assert pool is not None
     workers = target.settings.web_concurrency
     need = workers * sum(pool)
@@ -637,7 +633,7 @@ def galera_state(connection: Connection) -> dict[str, str]:
 
 
 def mysql_server(connection: Connection, target: Target) -> Finding:
-    backend = backend_name(connection)
+    backend = target.backend.server_name(connection)
     galera = ", a Galera node" if galera_state(connection) else ""
     return version_finding(backend, server_version(connection), galera)
 
@@ -731,7 +727,7 @@ def mysql_tables(connection: Connection, target: Target) -> Finding:
 
 def mysql_idle_timeout(connection: Connection, target: Target) -> Finding:
     wait_timeout = int(scalar(connection, "SELECT @@SESSION.wait_timeout"))
-    recycle = MYSQL_POOL_RECYCLE_SECONDS
+    recycle = POOL_RECYCLE_SECONDS
     if wait_timeout <= recycle:
         return Finding(
             "warning",
@@ -1055,14 +1051,17 @@ def run_checks(url: URL, settings: Settings) -> list[Result]:
         if path is not None and not path.exists():
             # Opening it would create it: check an empty database in memory instead.
             engine_url = url.set(database=":memory:")
+    backend = backend_for(url, settings)
     engine = create_engine(engine_url, settings)
     try:
-        connected = connection_result(engine, url, in_memory_instead=engine_url is not url)
+        connected, server = connection_result(
+            engine, backend, in_memory_instead=engine_url is not url
+        )
         results.append(connected)
-        if connected.status == "problem":
+        if server is None:
             return results
-        target = Target(url, settings)
-        for name, check in CHECKS[backend_name(engine)]:
+        target = Target(url, settings, backend)
+        for name, check in CHECKS[server]:
             finding = checked(engine, check, target)
             if finding is not None:
                 results.append(result(name, finding))
@@ -1075,10 +1074,15 @@ def result(name: str, finding: Finding) -> Result:
     return Result(name, **asdict(finding))
 
 
-def connection_result(engine: Engine, url: URL, *, in_memory_instead: bool) -> Result:
+def connection_result(
+    engine: Engine, backend: Backend, *, in_memory_instead: bool
+) -> tuple[Result, str | None]:
+    """The connection's result, and the server's name (None if it cannot be reached)."""
+    url = backend.url
     try:
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
+            server = backend.server_name(connection)
     except sa.exc.DBAPIError as error:
         if getattr(error.orig, "args", (None,))[0] == GALERA_NOT_READY:
             fix = CONNECT_FIX["galera"]
@@ -1089,15 +1093,15 @@ def connection_result(engine: Engine, url: URL, *, in_memory_instead: bool) -> R
             "problem",
             f"cannot connect to {safe_url(url)}: {error_message(error)}",
             fix,
-        )
+        ), None
     if in_memory_instead:
         return Result(
             "connection",
             "ok",
             f"{safe_url(url)} does not exist yet: the checks below ran on an empty database in "
             "memory, with the same settings",
-        )
-    return Result("connection", "ok", safe_url(url))
+        ), server
+    return Result("connection", "ok", safe_url(url)), server
 
 
 def checked(engine: Engine, check: Check, target: Target) -> Finding | None:

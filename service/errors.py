@@ -1,7 +1,16 @@
-"""Database errors as HTTP answers: the one place that maps them."""
+"""Errors as HTTP answers: the one place that maps them.
+
+A database error is answered by what it means (`ErrorKind`, read by the
+backend): an outage is a 503 that clients may retry, a schema that is not
+migrated a 503 that says so, a broken constraint the answer its resource
+declares (`ConstraintAnswers`), and anything else a bug: logged with its
+traceback and answered 500, never disguised as an outage that clients would
+retry forever.
+"""
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -9,20 +18,39 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc
+from sqlalchemy.engine import Engine
 from starlette import routing
+
+from service.db.backends import ErrorKind
+from service.db.errors import ConstraintViolated, RowNotFound
+from service.migrations import current_revision
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "5"
 
-# Connection refused or lost, server restarting, pool exhausted, SQLite busy, and
-# a missing table (schema not migrated: a ProgrammingError on PostgreSQL and MySQL).
-UNAVAILABLE_ERRORS = (
-    exc.OperationalError,
-    exc.InterfaceError,
-    exc.TimeoutError,
-    exc.ProgrammingError,
-)
+
+@dataclass(frozen=True)
+class Answer:
+    """The HTTP answer to a broken constraint: `detail` is formatted with the
+    values written (`{item_id}`); a 422 names `field`, as validation errors do."""
+
+    status: int
+    detail: str
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class ForeignKeyAnswers:
+    """A foreign key breaks two ways: the row it refers to is missing, or a row
+    still referred to is being deleted."""
+
+    missing: Answer
+    referenced: Answer
+
+
+# Each resource's answers, by the name of the constraint.
+ConstraintAnswers = dict[str, Answer | ForeignKeyAnswers]
 
 
 def database_unavailable() -> JSONResponse:
@@ -31,6 +59,97 @@ def database_unavailable() -> JSONResponse:
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": RETRY_AFTER_SECONDS},
     )
+
+
+def schema_not_migrated(revision: str | None, expected: str | None) -> JSONResponse:
+    found = "has no revision" if revision is None else f"is at revision {revision}"
+    return JSONResponse(
+        {
+            "detail": f"Database schema {found}, expected {expected}: "
+            "run `alembic upgrade head` or start with MIGRATE_ON_START=true"
+        },
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+def add_error_handlers(app: FastAPI, answers: ConstraintAnswers) -> None:
+    async def constraint_violated(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, ConstraintViolated)
+        answer = answers.get(error.constraint or "")
+        if isinstance(answer, ForeignKeyAnswers):
+            answer = answer.referenced if error.referenced else answer.missing
+        if answer is None:
+            return _bug(request, error)
+        return _answer(answer, error.values)
+
+    app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _method_not_allowed)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(RowNotFound, _not_found)
+    app.add_exception_handler(ConstraintViolated, constraint_violated)
+    app.add_exception_handler(exc.DBAPIError, _database_error)
+    # No connection came free within DB_POOL_TIMEOUT.
+    app.add_exception_handler(exc.TimeoutError, _unavailable)
+
+
+def _answer(answer: Answer, values: dict[str, Any]) -> JSONResponse:
+    detail = answer.detail.format(**values)
+    if answer.field is None:
+        return JSONResponse({"detail": detail}, status_code=answer.status)
+    # Shaped as FastAPI's validation errors, so that clients read both alike.
+    error = {
+        "type": "invalid_reference",
+        "loc": ["body", answer.field],
+        "msg": detail,
+        "input": values.get(answer.field),
+    }
+    return JSONResponse({"detail": [error]}, status_code=answer.status)
+
+
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, exc.DBAPIError)
+    database = request.app.state.database
+    kind = database.error_kind(error)
+    if kind in (ErrorKind.UNAVAILABLE, ErrorKind.RETRYABLE):
+        return await _unavailable(request, error)
+    if kind is ErrorKind.SCHEMA:
+        try:
+            revision = await database.run(_current_revision)
+        except exc.DBAPIError:
+            return await _unavailable(request, error)
+        return schema_not_migrated(revision, request.app.state.head_revision)
+    return _bug(request, error)
+
+
+def _current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return current_revision(connection)
+
+
+async def _unavailable(request: Request, error: Exception) -> JSONResponse:
+    # The error text can hold SQL and parameters: log only its kind.
+    cause = getattr(error, "orig", None) or error
+    logger.warning(
+        "Database unavailable on %s %s: %s",
+        request.method,
+        request.url.path,
+        type(cause).__name__,
+    )
+    return database_unavailable()
+
+
+def _bug(request: Request, error: Exception) -> JSONResponse:
+    logger.error(
+        "Unexpected database error on %s %s", request.method, request.url.path, exc_info=error
+    )
+    return JSONResponse(
+        {"detail": "Internal Server Error"}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR
+    )
+
+
+async def _not_found(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RowNotFound)
+    return JSONResponse({"detail": error.detail}, status_code=status.HTTP_404_NOT_FOUND)
 
 
 def _json_safe(value: Any) -> Any:
@@ -55,26 +174,6 @@ async def _invalid(request: Request, error: Exception) -> JSONResponse:
     )
 
 
-async def _conflict(request: Request, error: Exception) -> JSONResponse:
-    # The only constraint a valid item can break is the unique sku.
-    return JSONResponse(
-        {"detail": "Another item already has this sku; skus must be unique"},
-        status_code=status.HTTP_409_CONFLICT,
-    )
-
-
-async def _unavailable(request: Request, error: Exception) -> JSONResponse:
-    # The error text can hold SQL and parameters: log only its kind.
-    cause = getattr(error, "orig", None) or error
-    logger.warning(
-        "Database unavailable on %s %s: %s",
-        request.method,
-        request.url.path,
-        type(cause).__name__,
-    )
-    return database_unavailable()
-
-
 async def _method_not_allowed(request: Request, error: Exception) -> JSONResponse:
     # Starlette's Allow names only the first route matching the path; list every method it has.
     allowed = sorted(
@@ -89,11 +188,3 @@ async def _method_not_allowed(request: Request, error: Exception) -> JSONRespons
         status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
         headers={"Allow": ", ".join(allowed)},
     )
-
-
-def add_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _method_not_allowed)
-    app.add_exception_handler(RequestValidationError, _invalid)
-    app.add_exception_handler(exc.IntegrityError, _conflict)
-    for error in UNAVAILABLE_ERRORS:
-        app.add_exception_handler(error, _unavailable)

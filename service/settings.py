@@ -19,3 +19,6 @@ class Settings(BaseSettings):
     db_connect_timeout: int = Field(default=5, ge=1)
     db_echo: bool = False
     migrate_on_start: bool = True
+    # Bearer tokens, comma-separated, that writes (and, if asked, reads) need.
+    api_tokens: SecretStr | None = None
+    api_tokens_for_reads: bool = False

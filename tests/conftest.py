@@ -19,8 +19,9 @@ from sqlalchemy.engine import URL
 
 from service import migrations
 from service.app import create_app
-from service.database import create_engine, parse_database_url
-from service.models import Item
+from service.db.engine import create_engine
+from service.db.urls import parse_database_url
+from service.models import Item, Order
 from service.settings import Settings
 
 BACKEND = os.environ.get("TEST_BACKEND", "sqlite")
@@ -117,8 +118,9 @@ def session_client(database_url: str) -> Iterator[TestClient]:
 
 @pytest.fixture
 def client(session_client: TestClient) -> TestClient:
-    """The app, on a database whose items table is empty."""
+    """The app, on a database whose tables are empty."""
     with session_client.app.state.database.engine.begin() as connection:  # type: ignore[attr-defined]
+        connection.execute(sa.delete(Order))
         connection.execute(sa.delete(Item))
     return session_client
 

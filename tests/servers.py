@@ -37,14 +37,23 @@ def wait_until_answers(url: str, process: subprocess.Popen[str], seconds: float 
         time.sleep(0.1)
 
 
+def run_to_exit(*command: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    """Run `command` from the repository root with the service's variables, to its end."""
+    return subprocess.run(
+        command, env=service_env(**variables), capture_output=True, text=True, timeout=60,
+        cwd=Path(__file__).parent.parent,
+    )  # fmt: skip
+
+
 @contextmanager
 def running_service(cwd: Path, **variables: str) -> Iterator[tuple[str, list[str]]]:
     """Start the service, wait until it answers /health, and stop it afterwards.
 
     Yields its base URL and a list that holds its output once it has stopped.
+    It listens on 127.0.0.1 unless `HOST` says otherwise.
     """
     port = free_port()
-    env = service_env(HOST="127.0.0.1", PORT=str(port), **variables)
+    env = service_env(**({"HOST": "127.0.0.1"} | variables), PORT=str(port))
     process = subprocess.Popen(
         [sys.executable, "-m", "service"],
         cwd=cwd,

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from conftest import settings_for
 from service.app import create_app
-from service.batched_reads import MAX_KEYS_PER_QUERY
+from service.db.batched_reads import MAX_KEYS_PER_QUERY
 
 
 @pytest.mark.anyio

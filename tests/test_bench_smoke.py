@@ -2,7 +2,8 @@
 
 from bench import plans
 from conftest import BACKEND, settings_for
-from service.database import create_engine, parse_database_url
+from service.db.engine import create_engine
+from service.db.urls import parse_database_url
 
 
 def test_query_plans_come_from_the_sql_the_service_sends(database_url: str) -> None:

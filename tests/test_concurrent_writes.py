@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from conftest import BACKEND, sqlite_write_lock_held
-from service.database import parse_database_url
+from service.db.urls import parse_database_url
 
 
 @contextmanager

@@ -8,7 +8,9 @@ from sqlalchemy.engine import make_url
 
 from conftest import BACKEND, settings_for
 from service.app import create_app
-from service.database import create_engine, parse_database_url, pool_limits, worker_threads
+from service.db.backends import Backend, backend_for
+from service.db.engine import create_engine
+from service.db.urls import parse_database_url
 from service.settings import Settings
 
 ALIASES = {
@@ -61,21 +63,29 @@ def test_the_service_has_one_worker_thread_per_pooled_connection(database_url: s
     settings = settings_for(database_url, db_pool_size=3, db_max_overflow=2, migrate_on_start=False)
     with TestClient(create_app(settings)) as client:
         assert client.get("/items/").status_code == 200
-        assert client.app.state.database.threads == 5  # type: ignore[attr-defined]
+        assert client.app.state.database.capabilities.worker_threads == 5  # type: ignore[attr-defined]
 
 
 def test_sqlite_files_default_to_two_connections_network_databases_to_forty() -> None:
-    defaults = settings_for("sqlite://")
-    assert pool_limits(parse_database_url("sqlite:///items.db"), defaults) == (2, 0)
-    assert pool_limits(parse_database_url("postgresql://db/items"), defaults) == (40, 0)
-    assert pool_limits(parse_database_url("mysql://db/items"), defaults) == (40, 0)
-    assert pool_limits(parse_database_url("sqlite://"), defaults) is None
-    assert worker_threads(parse_database_url("sqlite://"), defaults) == 1
+    def backend(url: str) -> Backend:
+        return backend_for(parse_database_url(url), settings_for("sqlite://"))
+
+    assert backend("sqlite:///items.db").pool_limits() == (2, 0)
+    assert backend("postgresql://db/items").pool_limits() == (40, 0)
+    assert backend("mysql://db/items").pool_limits() == (40, 0)
+    assert backend("sqlite://").pool_limits() is None
+    assert backend("sqlite://").capabilities.worker_threads == 1
 
 
-def test_in_memory_sqlite_shares_one_database() -> None:
+def test_in_memory_sqlite_is_migrated_by_the_app_that_serves_it() -> None:
     with TestClient(create_app(settings_for("sqlite://"))) as client:
-        # An unmigrated in-memory database: readiness says so rather than failing.
+        assert client.get("/health/ready").status_code == 200
+        created = client.post("/items/", json={"name": "kept", "price": 1}).json()
+        assert client.get("/items/").json() == [created]
+
+
+def test_in_memory_sqlite_left_unmigrated_says_so() -> None:
+    with TestClient(create_app(settings_for("sqlite://", migrate_on_start=False))) as client:
         assert client.get("/health/ready").status_code == 503
 
 

@@ -7,8 +7,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from service.column_types import utc_text
-from service.models import Item
+from service.db.types import utc_text
+from service.items.models import Item
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -143,6 +143,19 @@ def test_invalid_bodies_are_422_naming_the_field(client: TestClient, body, field
     assert response.status_code == 422
     assert [error["loc"] for error in response.json()["detail"]] == [["body", field]]
     assert client.get("/items/").json() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"name": "", "price": 1}, "String should have at least 1 character"),
+        ({"name": "n" * 256, "price": 1}, "String should have at most 255 characters"),
+        ({"name": "x", "price": 1, "sku": "s" * 65}, "String should have at most 64 characters"),
+    ],
+)
+def test_length_errors_speak_of_characters(client: TestClient, body, message: str) -> None:
+    response = client.post("/items/", json=body)
+    assert [error["msg"] for error in response.json()["detail"]] == [message]
 
 
 @pytest.mark.parametrize("price_text", ["NaN", "Infinity", "-Infinity", "1e400"])

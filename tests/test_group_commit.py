@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy.engine import Connection
 
 from conftest import settings_for, sqlite_write_lock_held
-from service.database import create_engine, parse_database_url
-from service.group_commit import GroupCommitWriter
+from service.db.engine import create_engine
+from service.db.group_commit import GroupCommitWriter
+from service.db.urls import parse_database_url
 
 
 def insert(connection: Connection, name: str) -> str:

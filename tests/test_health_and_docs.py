@@ -10,7 +10,8 @@ from alembic import command
 from conftest import BACKEND, settings_for
 from service import migrations
 from service.app import create_app
-from service.database import create_engine, parse_database_url
+from service.db.engine import create_engine
+from service.db.urls import parse_database_url
 
 UNREACHABLE = {
     "sqlite": "sqlite:////nonexistent-directory/items.db",
@@ -36,8 +37,8 @@ def test_ready_names_the_backend_and_revision(client: TestClient) -> None:
     body = response.json()
     expected = {"sqlite": {"sqlite"}, "postgresql": {"postgresql"}, "mysql": {"mysql", "mariadb"}}
     assert body["database"] in expected[BACKEND]
-    assert body == {"status": "ok", "database": body["database"], "revision": "0007"}
-    assert migrations.head_revision() == "0007"
+    assert body == {"status": "ok", "database": body["database"], "revision": "0008"}
+    assert migrations.head_revision() == "0008"
 
 
 def test_health_does_not_touch_the_database(unreachable_client: TestClient) -> None:
@@ -69,7 +70,7 @@ def test_schema_behind_the_newest_revision_is_not_ready(empty_database: str) -> 
     with TestClient(app) as client:
         response = client.get("/health/ready")
     assert response.status_code == 503
-    assert "0006" in response.json()["detail"] and "0007" in response.json()["detail"]
+    assert "0006" in response.json()["detail"] and "0008" in response.json()["detail"]
 
 
 def test_missing_schema_is_503_not_500(empty_database: str) -> None:
@@ -77,7 +78,11 @@ def test_missing_schema_is_503_not_500(empty_database: str) -> None:
     with TestClient(app) as client:
         assert client.get("/health/ready").status_code == 503
         response = client.get("/items/")
-    assert (response.status_code, response.json()) == (503, {"detail": "Database unavailable"})
+    assert response.status_code == 503
+    assert response.json() == {
+        "detail": "Database schema has no revision, expected 0008: "
+        "run `alembic upgrade head` or start with MIGRATE_ON_START=true"
+    }
 
 
 def test_docs_are_served_without_a_cdn(client: TestClient) -> None:

@@ -15,7 +15,7 @@ from conftest import BACKEND, settings_for, temporary_database
 from private_servers import PrivateMariaDB, PrivatePostgres, private_server
 from servers import running_service
 from service.app import create_app
-from service.database import PING_AFTER_IDLE_SECONDS
+from service.db.backends.base import PING_AFTER_IDLE_SECONDS
 
 pytestmark = pytest.mark.skipif(
     BACKEND == "sqlite", reason="SQLite is a file in the process: there is no server to stop"

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis import checks
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
@@ -31,4 +32,8 @@ schema = schemathesis.pytest.from_fixture("api_schema")
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_every_operation_answers_as_documented(case: schemathesis.Case) -> None:
-    case.call_and_validate()
+    # An order for an item that does not exist is valid by the schema and
+    # refused by the database (422, as documented): what items exist, the
+    # schema cannot say.
+    excluded = [checks.positive_data_acceptance] if case.operation.label == "POST /orders/" else []
+    case.call_and_validate(excluded_checks=excluded)

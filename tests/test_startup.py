@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import BACKEND, server_url
-from servers import free_port, running_service, service_env, wait_until_answers
+from servers import free_port, run_to_exit, running_service, service_env, wait_until_answers
 
 PASSWORD = "p@ss:w/rd%?x"
 
@@ -21,7 +21,7 @@ PASSWORD = "p@ss:w/rd%?x"
 def test_serves_a_migrated_database_from_any_directory(tmp_path: Path, empty_database: str) -> None:
     with running_service(tmp_path, DATABASE_URL=empty_database) as (base, _):
         ready = httpx.get(f"{base}/health/ready").json()
-        assert ready["status"] == "ok" and ready["revision"] == "0007"
+        assert ready["status"] == "ok" and ready["revision"] == "0008"
         created = httpx.post(f"{base}/items/", json={"name": "Kept", "price": 1.25})
         assert created.status_code == 201
     with running_service(tmp_path, DATABASE_URL=empty_database) as (base, _):
@@ -71,22 +71,15 @@ def test_one_worker_keeps_to_one_cpu(tmp_path: Path, empty_database: str) -> Non
 def test_a_process_that_never_closes_its_database_still_exits(database_url: str) -> None:
     # As after a forced exit (a second Ctrl-C), when uvicorn skips the app's shutdown.
     script = (
-        "from service.database import Database, create_engine, parse_database_url\n"
+        "from service.db.runtime import Database\n"
+        "from service.db.urls import parse_database_url\n"
         "from service.settings import Settings\n"
-        f"url = parse_database_url({database_url!r})\n"
-        "Database(create_engine(url, Settings(), autocommit=True), 2)\n"
+        f"Database(parse_database_url({database_url!r}), Settings())\n"
     )
     finished = subprocess.run(
         [sys.executable, "-c", script], cwd=Path(__file__).parent.parent, timeout=15
     )
     assert finished.returncode == 0
-
-
-def run_to_exit(*command: str, **variables: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command, env=service_env(**variables), capture_output=True, text=True, timeout=60,
-        cwd=Path(__file__).parent.parent,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -177,7 +170,7 @@ def test_percent_encoded_password_works_and_never_shows(
         migrated = run_to_exit(sys.executable, "-m", "alembic", "upgrade", "head", DATABASE_URL=url)
         assert migrated.returncode == 0, migrated.stderr
         with running_service(tmp_path, DATABASE_URL=url, DB_ECHO="true") as (base, output):
-            assert httpx.get(f"{base}/health/ready").json()["revision"] == "0007"
+            assert httpx.get(f"{base}/health/ready").json()["revision"] == "0008"
             assert httpx.post(f"{base}/items/", json={"name": "x", "price": 1}).status_code == 201
             ready_text = httpx.get(f"{base}/health/ready").text
         everything = output[0] + migrated.stdout + migrated.stderr + ready_text

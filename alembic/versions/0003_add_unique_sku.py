@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from alembic import op
-from service.column_types import ExactString
+from service.db.types import ExactString
 
 revision: str = "0003"
 down_revision: str | None = "0002"

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from alembic import op
-from service.column_types import UTCDateTime
+from service.db.types import UTCDateTime
 
 revision: str = "0004"
 down_revision: str | None = "0003"

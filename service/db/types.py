@@ -1,5 +1,7 @@
 """Column types that mean the same on SQLite, PostgreSQL and MySQL/MariaDB."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -198,3 +200,24 @@ def _float_mysql(element: _FloatOf, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(_FloatOf, "sqlite")
 def _float_sqlite(element: _FloatOf, compiler: SQLCompiler, **kw: Any) -> str:
     return f"CAST({compiler.process(element.clauses, **kw)} AS REAL)"
+
+
+@dataclass(frozen=True)
+class ReadForm:
+    """How responses show a column: `type` has the database convert it as rows are
+    read, and `shown` converts a value the service holds (one it has just written)
+    to the same form."""
+
+    type: sa.types.TypeEngine[Any]
+    shown: Callable[[Any], Any]
+
+
+def read_form(column_type: sa.types.TypeEngine[Any]) -> ReadForm | None:
+    """The form responses show a column of this type in; None: as the driver returns it."""
+    if isinstance(column_type, UTCDateTime):
+        return ReadForm(UTCText(), utc_text)
+    if isinstance(column_type, ExactString):
+        return ReadForm(ExactText(), str)
+    if isinstance(column_type, sa.Numeric) and not isinstance(column_type, sa.Float):
+        return ReadForm(DecimalAsFloat(), float)
+    return None

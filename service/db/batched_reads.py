@@ -7,10 +7,10 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.engine import Engine
 
-from service.database import Database
-
 K = TypeVar("K")
 V = TypeVar("V")
+# Starts `read_many(engine, keys)` and returns its future.
+Start = Callable[[Callable[[Engine, list[K]], dict[K, V]], list[K]], asyncio.Future[dict[K, V]]]
 
 # Each key is a bound parameter: more keys than this wait for the next query.
 MAX_KEYS_PER_QUERY = 100
@@ -20,20 +20,18 @@ class BatchedReads(Generic[K, V]):
     """`await reads.get(key)`: one row, read together with the other rows asked for meanwhile.
 
     Every key asked for during one turn of the event loop is read by one call
-    of `read_many(engine, keys)`, which returns the rows it found by key. Under
+    of `read_many(engine, keys)`, which returns the rows it found by key;
+    `start(read_many, keys)` starts that call (`Database.start_short_read`). Under
     load, most of what a read by primary key costs the service is not the
     database's work but the trip to a worker thread and SQLAlchemy's work per
-    statement; here a batch pays them once. With 32 clients a query served
-    about 11 requests, and get-one served 1.9x the requests on PostgreSQL,
-    1.8x on MariaDB, 1.2x on SQLite (bench/results.md, round 6). A read still
-    starts after its request arrived, so it sees every write acknowledged
-    before.
+    statement; here a batch pays them once. A read still starts after its
+    request arrived, so it sees every write acknowledged before.
     """
 
     def __init__(
-        self, database: Database, read_many: Callable[[Engine, list[K]], dict[K, V]]
+        self, start: Start[K, V], read_many: Callable[[Engine, list[K]], dict[K, V]]
     ) -> None:
-        self._database = database
+        self._start = start
         self._read_many = read_many
         self._waiting: dict[K, list[asyncio.Future[V | None]]] = {}
 
@@ -52,7 +50,7 @@ class BatchedReads(Generic[K, V]):
     def _read_waiting(self) -> None:
         batch, self._waiting = self._waiting, {}
         if batch:
-            found = self._database.start_short_read(self._read_many, list(batch))
+            found = self._start(self._read_many, list(batch))
             found.add_done_callback(functools.partial(_answer, batch))
 
 

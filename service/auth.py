@@ -1,0 +1,95 @@
+"""Who may write: optional bearer tokens (`API_TOKENS`), and reads too when asked.
+
+With no tokens set, every route is open, as the service always was. With
+tokens, each route that needs one depends on `Access.writes` (or `.reads`):
+FastAPI's `HTTPBearer` declares the scheme in the OpenAPI document, so
+`/docs` shows the Authorize button, and the token is then compared with
+every configured one in constant time.
+"""
+
+import hmac
+import ipaddress
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, params, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from service.settings import Settings
+
+# One answer for a missing header, another scheme, and a wrong token alike:
+# it must not tell a caller which part was wrong.
+UNAUTHORIZED = "Send a valid token in the header Authorization: Bearer <token>"
+
+
+class TokenError(ValueError):
+    """`API_TOKENS` is set but holds no token. The message never contains a token."""
+
+
+@dataclass(frozen=True)
+class Access:
+    """The dependencies that reading and writing routes take (none: open)."""
+
+    reads: list[params.Depends] = field(default_factory=list)
+    writes: list[params.Depends] = field(default_factory=list)
+
+    @property
+    def read_errors(self) -> tuple[int, ...]:
+        """The answers the reads' dependencies add, for the OpenAPI document."""
+        return (401,) if self.reads else ()
+
+    @property
+    def write_errors(self) -> tuple[int, ...]:
+        return (401,) if self.writes else ()
+
+
+def access(settings: Settings) -> Access:
+    if settings.api_tokens is None:
+        return Access()
+    tokens = [token.strip() for token in settings.api_tokens.get_secret_value().split(",")]
+    tokens = [token for token in tokens if token]
+    if not tokens:
+        raise TokenError(
+            "API_TOKENS is set but holds no token: set it to one or more, comma-separated"
+        )
+    check = [Depends(_token_check([token.encode() for token in tokens]))]
+    return Access(reads=check if settings.api_tokens_for_reads else [], writes=check)
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="One of the service's `API_TOKENS`.",
+)
+
+
+def _token_check(tokens: list[bytes]) -> Callable[..., Awaitable[None]]:
+    async def token_check(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        given = b"" if credentials is None else credentials.credentials.encode()
+        # Against every token, whatever matched: the time taken says nothing of which.
+        matched = False
+        for token in tokens:
+            matched |= hmac.compare_digest(given, token)
+        if credentials is None or not matched:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                detail=UNAUTHORIZED,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return token_check
+
+
+def open_to_anyone(settings: Settings) -> bool:
+    """Whether anyone who reaches the service may write: no tokens, and an
+    address other than loopback."""
+    if settings.api_tokens is not None:
+        return False
+    if settings.host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:  # a host name
+        return True

@@ -1,0 +1,1 @@
+"""The data layer: how statements run on whichever backend `DATABASE_URL` names."""

@@ -1,0 +1,194 @@
+"""What every backend tells the data layer, asked once when the engine is made."""
+
+import enum
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from service.settings import Settings
+
+# Pre-ping skips a connection used this recently, as HikariCP does
+# (aliveBypassWindowMs): under load that saves a round trip per request, and
+# a connection idle for longer is still checked before use.
+PING_AFTER_IDLE_SECONDS = 0.5
+DEFAULT_POOL_TIMEOUT = 10.0
+DEFAULT_MAX_OVERFLOW = 0
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """How statements run on a backend; the data layer branches on these, never on its name."""
+
+    # Threads for database calls, one per pooled connection: none then waits for one.
+    worker_threads: int
+    # `UPDATE ... RETURNING` gives the row as stored, in the same statement.
+    update_returning: bool
+    # Writes go to one thread of their own and commit in groups (`group_commit`).
+    one_writer_thread: bool
+    # Reads by key run on the event loop itself, not on a worker thread.
+    short_reads_on_loop: bool
+
+
+class ErrorKind(enum.Enum):
+    """What a database error means for the request that met it."""
+
+    # The server cannot be reached or cannot serve now: try again later.
+    UNAVAILABLE = "unavailable"
+    # Nothing was committed, and the statement can run again as it is: a write
+    # lost to a concurrent one, or reached a server not ready to serve.
+    RETRYABLE = "retryable"
+    # A table or column is missing: the schema is not migrated.
+    SCHEMA = "schema"
+    # The statement broke a constraint (unique, check, foreign key, not null).
+    CONSTRAINT = "constraint"
+    # Anything else is a bug in the service's SQL.
+    BUG = "bug"
+
+
+class Broken(enum.Enum):
+    UNIQUE = "unique"
+    CHECK = "check"
+    FOREIGN_KEY = "foreign key"
+    NOT_NULL = "not null"
+
+
+@dataclass(frozen=True)
+class BrokenConstraint:
+    """A constraint as the server's error names it: by name where it can, else by the
+    columns it covers (SQLite names columns; for a foreign key, nothing at all)."""
+
+    broken: Broken
+    name: str | None = None
+    columns: tuple[str, ...] = ()
+
+
+class Backend(ABC):
+    """One kind of database server: what its engine needs, what it can do, what its errors mean."""
+
+    # Connections in the pool, one worker thread each, unless `DB_POOL_SIZE` says
+    # otherwise; None: no pool.
+    default_pool_size: int | None
+    # The package extra that installs the driver: `pip install 'items-service[...]'`.
+    driver_extra = ""
+    # The database exists only inside one engine (`sqlite://`): it must be
+    # migrated on the engine that serves it.
+    database_lives_in_engine = False
+
+    def __init__(self, url: URL, settings: Settings) -> None:
+        self.url = url
+        self.settings = settings
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    @abstractmethod
+    def engine_options(self) -> dict[str, Any]:
+        """Options for `sqlalchemy.create_engine`."""
+
+    @abstractmethod
+    def prepare(self, engine: Engine) -> None:
+        """Attach what every connection of `engine` needs (listeners on this engine only)."""
+
+    @abstractmethod
+    def error_kind(self, error: DBAPIError) -> ErrorKind: ...
+
+    @abstractmethod
+    def broken_constraint(self, error: DBAPIError) -> BrokenConstraint | None:
+        """The constraint an integrity error names; None if it is not one."""
+
+    @abstractmethod
+    def migration_lock(self, connection: Connection) -> AbstractContextManager[None]:
+        """A lock held across processes while one of them migrates."""
+
+    def server_name(self, connection: Connection) -> str:
+        return connection.dialect.name
+
+    def pool_limits(self) -> tuple[int, int] | None:
+        """The pool's size and overflow; None where there is no pool."""
+        if self.default_pool_size is None:
+            return None
+        overflow = self.settings.db_max_overflow
+        return (
+            self.settings.db_pool_size or self.default_pool_size,
+            DEFAULT_MAX_OVERFLOW if overflow is None else overflow,
+        )
+
+    def worker_threads(self) -> int:
+        """One per pooled connection, so a thread never waits for a connection
+        and none sits idle; one where all share a connection."""
+        limits = self.pool_limits()
+        return 1 if limits is None else sum(limits)
+
+    def pool_options(self, extra_connections: int = 0) -> dict[str, Any]:
+        limits = self.pool_limits()
+        assert limits is not None
+        return {
+            "pool_size": limits[0] + extra_connections,
+            "max_overflow": limits[1],
+            "pool_timeout": self.settings.db_pool_timeout or DEFAULT_POOL_TIMEOUT,
+        }
+
+
+class NetworkBackend(Backend):
+    """A server reached over a socket: a pool of connections, one worker thread each."""
+
+    # A network database spends most of a call answering, so 40 threads keep it busy.
+    default_pool_size = 40
+    update_returning = False
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            worker_threads=self.worker_threads(),
+            update_returning=self.update_returning,
+            one_writer_thread=False,
+            # Waiting for the network on the event loop would stall every other request.
+            short_reads_on_loop=False,
+        )
+
+    def prepare(self, engine: Engine) -> None:
+        pre_ping_idle_connections(engine, PING_AFTER_IDLE_SECONDS)
+
+
+def pre_ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
+    """Pre-ping, as `pool_pre_ping` does, a connection unused for `idle_seconds` or more.
+
+    SQLAlchemy's documented recipe for pessimistic disconnect handling: a dead
+    connection raises InvalidatePoolError at checkout, so the pool drops it and
+    every connection opened before it, and connects afresh.
+    """
+
+    def mark_used(_dbapi_connection: Any, record: Any) -> None:
+        record.info["used_at"] = time.monotonic()
+
+    sa.event.listen(engine, "connect", mark_used)
+    sa.event.listen(engine, "checkin", mark_used)
+
+    @sa.event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("used_at", 0.0) < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise sa.exc.InvalidatePoolError(str(error)) from error
+            raise
+
+
+@contextmanager
+def held(take: str, release: str, connection: Connection) -> Iterator[None]:
+    """Run `take`, yield, then `release`, on `connection`: a lock held for the block."""
+    connection.exec_driver_sql(take)
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(release)

@@ -1,0 +1,101 @@
+"""MySQL and MariaDB, through mysqlclient."""
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from service.db.backends.base import Broken, BrokenConstraint, ErrorKind, NetworkBackend, held
+
+# Server-side idle timeouts default to 8 hours on MySQL; hosted servers often cut sooner.
+POOL_RECYCLE_SECONDS = 1800
+
+_BROKEN = {
+    1062: Broken.UNIQUE,  # ER_DUP_ENTRY
+    1451: Broken.FOREIGN_KEY,  # ER_ROW_IS_REFERENCED_2
+    1452: Broken.FOREIGN_KEY,  # ER_NO_REFERENCED_ROW_2
+    4025: Broken.CHECK,  # ER_CONSTRAINT_FAILED (MariaDB)
+    3819: Broken.CHECK,  # ER_CHECK_CONSTRAINT_VIOLATED (MySQL)
+    1048: Broken.NOT_NULL,  # ER_BAD_NULL_ERROR
+}
+# "for key 'uq_items_sku'" (MariaDB), "for key 'items.uq_items_sku'" (MySQL 8),
+# "CONSTRAINT `fk_orders_item_id_items` ...", "Check constraint 'ck_x' is violated".
+_CONSTRAINT_NAME = re.compile(
+    r"for key '(?:[^']*\.)?(?P<key>[^'.]+)'|CONSTRAINT `(?P<quoted>[^`]+)`"
+    r"|constraint '(?P<check>[^']+)'"
+)
+_NULL_COLUMN = re.compile(r"Column '(?P<column>[^']+)' cannot be null")
+# A server that cannot serve now: too many connections, shutting down, a lock
+# wait timed out, read-only, out of memory or disk, a connection killed or
+# refused, an unknown database or account; and every client-side error (2xxx:
+# cannot connect, server gone away, lost connection).
+_UNAVAILABLE = {
+    1021, 1037, 1040, 1041, 1044, 1045, 1049, 1053, 1129, 1130, 1152, 1153, 1154,
+    1155, 1156, 1157, 1158, 1159, 1160, 1161, 1205, 1290, 1317, 1792, 1836, 1927,
+}  # fmt: skip
+# A deadlock (on Galera also a write that lost certification), or a Galera node
+# not ready to serve (ER_UNKNOWN_COM_ERROR): nothing was committed.
+_RETRYABLE = {1213, 1047}
+_SCHEMA = {1146, 1054}  # ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR
+
+
+class MySQL(NetworkBackend):
+    driver_extra = "mysql"
+
+    def engine_options(self) -> dict[str, Any]:
+        return self.pool_options() | {
+            "pool_recycle": POOL_RECYCLE_SECONDS,
+            "connect_args": {
+                # MySQL's `utf8` holds only 3-byte characters; emoji need utf8mb4.
+                "charset": "utf8mb4",
+                "connect_timeout": self.settings.db_connect_timeout,
+                # Strict mode: out-of-range or too-long values fail instead of being cut.
+                "init_command": "SET SESSION sql_mode = 'TRADITIONAL,NO_ENGINE_SUBSTITUTION'",
+            },
+        }
+
+    def error_kind(self, error: DBAPIError) -> ErrorKind:
+        code = _error_code(error)
+        if code is None:
+            # No server error number: the driver lost or never had a connection.
+            return ErrorKind.UNAVAILABLE
+        if code in _BROKEN:
+            return ErrorKind.CONSTRAINT
+        if code in _UNAVAILABLE or 2000 <= code < 3000:
+            return ErrorKind.UNAVAILABLE
+        if code in _RETRYABLE:
+            return ErrorKind.RETRYABLE
+        if code in _SCHEMA:
+            return ErrorKind.SCHEMA
+        return ErrorKind.BUG
+
+    def broken_constraint(self, error: DBAPIError) -> BrokenConstraint | None:
+        broken = _BROKEN.get(_error_code(error) or 0)
+        if broken is None:
+            return None
+        arguments: tuple[object, ...] = getattr(error.orig, "args", ())
+        message = str(arguments[1]) if len(arguments) > 1 else ""
+        if broken is Broken.NOT_NULL:
+            column = _NULL_COLUMN.search(message)
+            return BrokenConstraint(broken, columns=(column["column"],) if column else ())
+        match = _CONSTRAINT_NAME.search(message)
+        name = None if match is None else match["key"] or match["quoted"] or match["check"]
+        return BrokenConstraint(broken, name=name)
+
+    @contextmanager
+    def migration_lock(self, connection: Connection) -> Iterator[None]:
+        take = "SELECT GET_LOCK('items_service_migrations', 300)"
+        with held(take, "SELECT RELEASE_LOCK('items_service_migrations')", connection):
+            yield
+
+    def server_name(self, connection: Connection) -> str:
+        return "mariadb" if getattr(connection.dialect, "is_mariadb", False) else "mysql"
+
+
+def _error_code(error: DBAPIError) -> int | None:
+    arguments = getattr(error.orig, "args", ())
+    code = arguments[0] if arguments else None
+    return code if isinstance(code, int) and code > 0 else None

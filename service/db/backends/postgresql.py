@@ -1,0 +1,73 @@
+"""PostgreSQL, through psycopg2."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from service.db.backends.base import Broken, BrokenConstraint, ErrorKind, NetworkBackend
+
+# SQLSTATE classes and codes of a server that cannot serve now: connection
+# exceptions, insufficient resources, operator intervention (shutdown, cannot
+# connect now, query canceled), system errors, a lock not available, and a
+# read-only transaction (a standby, or a primary demoted by a failover).
+_UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
+_UNAVAILABLE_CODES = {"55P03", "25006"}
+# Serialization failure and deadlock: the transaction was rolled back.
+_RETRYABLE_CODES = {"40001", "40P01"}
+# Undefined table, undefined column, undefined object: the schema is not there.
+_SCHEMA_CODES = {"42P01", "42703", "42704"}
+_BROKEN = {
+    "23505": Broken.UNIQUE,
+    "23514": Broken.CHECK,
+    "23503": Broken.FOREIGN_KEY,
+    "23502": Broken.NOT_NULL,
+}
+# Any number: it only has to be the same in every process that migrates.
+_MIGRATION_LOCK_KEY = 7242017
+
+
+class PostgreSQL(NetworkBackend):
+    driver_extra = "postgres"
+    update_returning = True
+
+    def engine_options(self) -> dict[str, Any]:
+        return self.pool_options() | {
+            "connect_args": {"connect_timeout": self.settings.db_connect_timeout},
+        }
+
+    def error_kind(self, error: DBAPIError) -> ErrorKind:
+        code = getattr(error.orig, "pgcode", None)
+        if code is None:
+            # No SQLSTATE: libpq could not connect or the connection broke, or
+            # psycopg2 refused something before sending it.
+            connection_lost = isinstance(error, OperationalError | InterfaceError)
+            return ErrorKind.UNAVAILABLE if connection_lost else ErrorKind.BUG
+        if code.startswith("23"):
+            return ErrorKind.CONSTRAINT
+        if code.startswith(_UNAVAILABLE_CLASSES) or code in _UNAVAILABLE_CODES:
+            return ErrorKind.UNAVAILABLE
+        if code in _RETRYABLE_CODES:
+            return ErrorKind.RETRYABLE
+        if code in _SCHEMA_CODES:
+            return ErrorKind.SCHEMA
+        return ErrorKind.BUG
+
+    def broken_constraint(self, error: DBAPIError) -> BrokenConstraint | None:
+        broken = _BROKEN.get(getattr(error.orig, "pgcode", None) or "")
+        if broken is None:
+            return None
+        diagnostics = getattr(error.orig, "diag", None)
+        name = getattr(diagnostics, "constraint_name", None)
+        column = getattr(diagnostics, "column_name", None)
+        return BrokenConstraint(broken, name=name, columns=(column,) if column else ())
+
+    @contextmanager
+    def migration_lock(self, connection: Connection) -> Iterator[None]:
+        # Held until the migration's transaction ends: unlike a session lock, it
+        # holds through a transaction-pooling PgBouncer, which may hand the
+        # session to another client between transactions.
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+        yield

@@ -1,0 +1,68 @@
+"""`DATABASE_URL` read into a SQLAlchemy URL, and shown without its password."""
+
+import re
+from urllib.parse import quote
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+ACCEPTED_URL_FORMS = (
+    "sqlite:///relative/path.db, sqlite:////absolute/path.db, sqlite://, "
+    "postgresql://, postgresql+psycopg2://, postgres://, "
+    "mysql://, mysql+mysqldb://, mariadb://, mariadb+mysqldb://"
+)
+
+# Every accepted scheme, and the SQLAlchemy driver name it means here.
+# SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3; this project ships psycopg2.
+_DRIVERS = {
+    "sqlite": "sqlite+pysqlite",
+    "postgres": "postgresql+psycopg2",
+    "postgresql": "postgresql+psycopg2",
+    "postgresql+psycopg2": "postgresql+psycopg2",
+    "mysql": "mysql+mysqldb",
+    "mysql+mysqldb": "mysql+mysqldb",
+    "mariadb": "mariadb+mysqldb",
+    "mariadb+mysqldb": "mariadb+mysqldb",
+}
+
+# libpq's form for several hosts: `postgresql://user:pass@h1:5432,h2:5433/db?...`.
+_SEVERAL_HOSTS = re.compile(
+    r"(?P<scheme>postgres(?:ql)?(?:\+psycopg2)?)://(?P<user>[^@/?#]*@)?"
+    r"(?P<hosts>[^/?#]*,[^/?#]*)(?P<path>/[^?#]*)?(?:\?(?P<query>[^#]*))?"
+)
+
+
+class DatabaseURLError(ValueError):
+    """`DATABASE_URL` cannot be served. The message never contains the password."""
+
+
+def parse_database_url(raw: str) -> URL:
+    try:
+        url = make_url(_hosts_as_query(raw))
+    except (ArgumentError, ValueError):
+        # The parser's own message repeats the URL, password included: never show it.
+        raise DatabaseURLError(
+            f"DATABASE_URL is not a valid database URL. Accepted forms: {ACCEPTED_URL_FORMS}"
+        ) from None
+    driver = _DRIVERS.get(url.drivername)
+    if driver is None:
+        raise DatabaseURLError(
+            f"DATABASE_URL scheme '{url.drivername}://' is not supported. "
+            f"Accepted forms: {ACCEPTED_URL_FORMS}"
+        )
+    return url.set(drivername=driver)
+
+
+def _hosts_as_query(raw: str) -> str:
+    """libpq's several hosts, `h1:5432,h2:5433`, in the form SQLAlchemy's psycopg2
+    dialect reads them: `?host=h1:5432&host=h2:5433`. Any other URL is left as it is."""
+    match = _SEVERAL_HOSTS.fullmatch(raw)
+    if match is None:
+        return raw
+    hosts = [f"host={quote(host, safe=':[]')}" for host in match["hosts"].split(",")]
+    query = "&".join([*hosts, *filter(None, [match["query"]])])
+    return f"{match['scheme']}://{match['user'] or ''}{match['path'] or '/'}?{query}"
+
+
+def safe_url(url: URL) -> str:
+    return url.render_as_string(hide_password=True)

@@ -1,0 +1,39 @@
+from datetime import datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db.model import TABLE_OPTIONS, Base, utcnow
+from service.db.types import ExactString, UTCDateTime
+
+NAME_LENGTH = 255
+DESCRIPTION_LENGTH = 2000
+SKU_LENGTH = 64
+# str.casefold() turns one character into at most three ("ﬃ" -> "ffi").
+NAME_FOLDED_LENGTH = 3 * NAME_LENGTH
+
+
+def fold_case(text: str) -> str:
+    """The one definition of case-insensitive search, computed in Python for every backend."""
+    return text.casefold()
+
+
+class Item(Base):
+    __tablename__ = "items"
+    __table_args__ = (
+        sa.CheckConstraint("price >= 0", name="price_not_negative"),
+        TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    # Case-folded copy of `name` (the repository keeps it in step) that `q`
+    # searches with a plain LIKE, so case-insensitivity does not depend on
+    # collations or locales.
+    name_folded: Mapped[str] = mapped_column(sa.String(NAME_FOLDED_LENGTH))
+    description: Mapped[str | None] = mapped_column(sa.String(DESCRIPTION_LENGTH))
+    price: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2), index=True)
+    sku: Mapped[str | None] = mapped_column(ExactString(SKU_LENGTH), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

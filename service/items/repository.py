@@ -1,0 +1,42 @@
+"""Items: the table, its read schema, and the filters its list takes."""
+
+from typing import cast
+
+import sqlalchemy as sa
+
+from service.db.repository import Filter, Repository, Row
+from service.errors import Answer, ConstraintAnswers
+from service.items.models import Item, fold_case
+from service.items.schemas import ItemRead
+
+items = cast(sa.Table, Item.__table__)
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern (escape character `/`) matching the folded `text` anywhere,
+    `%` and `_` literal."""
+    escaped = fold_case(text).replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
+def _with_folded_name(values: Row) -> Row:
+    if "name" in values:
+        return values | {"name_folded": fold_case(values["name"])}
+    return values
+
+
+ITEMS = Repository(
+    items,
+    ItemRead,
+    not_found="Item not found",
+    filters={
+        "q": Filter(items.c.name_folded.like(sa.bindparam("q"), escape="/"), prepare=_contains),
+        "min_price": Filter(items.c.price >= sa.bindparam("min_price")),
+        "max_price": Filter(items.c.price <= sa.bindparam("max_price")),
+    },
+    stored=_with_folded_name,
+)
+
+ANSWERS: ConstraintAnswers = {
+    "uq_items_sku": Answer(409, "Another item already has this sku; skus must be unique"),
+}

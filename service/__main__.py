@@ -1,6 +1,6 @@
 """`python -m service`: migrate the schema (unless MIGRATE_ON_START is off), then serve.
 
-`python -m service check [--json]`: check the database instead (service/check.py).
+`python -m service check [--json]`: check the database instead (service/check/).
 """
 
 import logging

@@ -332,6 +332,25 @@ def test_a_read_only_postgresql_database_is_a_problem(empty_database: str) -> No
     assert found["privileges"] == "warning  privileges: not checked: the server is read-only"
 
 
+@pytest.mark.skipif(BACKEND != "mysql", reason="MySQL's table collations")
+def test_every_table_of_the_service_must_be_utf8mb4_bin(empty_database: str) -> None:
+    migrate(empty_database)
+    engine = sa.create_engine(parse_database_url(empty_database))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE orders COLLATE utf8mb4_general_ci")
+    result = run_check(empty_database)
+    assert result.returncode == 1
+    fix = "ALTER TABLE orders CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+    assert lines(result)["tables"] == (
+        "problem  tables: the orders table is utf8mb4_general_ci: its text is not kept and "
+        f"compared exactly; fix: {fix}"
+    )
+    with engine.begin() as connection:
+        connection.exec_driver_sql(fix)
+    engine.dispose()
+    assert lines(run_check(empty_database))["tables"] == "ok       tables: InnoDB, utf8mb4_bin"
+
+
 @sqlite_only
 def test_a_missing_directory_is_a_problem_and_nothing_is_created(tmp_path: Path) -> None:
     missing = tmp_path / "not-mounted"

@@ -1,6 +1,6 @@
 """MySQL and MariaDB: writes accepted, utf8mb4 and strict mode on every connection,
-InnoDB tables, idle connections outliving the pool's, privileges, and connections
-within the server's limits."""
+every table of the service InnoDB and utf8mb4_bin, idle connections outliving the
+pool's, privileges, and connections within the server's limits."""
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -21,6 +21,7 @@ from service.check.privileges import first_failing_step, for_migrations, migrati
 from service.check.versions import server_version, version_finding
 from service.db.backends import Backend
 from service.db.backends.mysql import POOL_RECYCLE_SECONDS
+from service.models import metadata
 
 
 def server(connection: Connection, backend: Backend) -> Finding:
@@ -84,34 +85,43 @@ def sql_mode(connection: Connection, backend: Backend) -> Finding:
 
 def tables(connection: Connection, backend: Backend) -> Finding:
     default = scalar(connection, "SELECT @@default_storage_engine")
-    items = connection.execute(
-        sa.text(
-            "SELECT ENGINE, TABLE_COLLATION FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'items'"
+    names = [table.name for table in metadata.sorted_tables]
+    found = {
+        str(name): (engine, collation)
+        for name, engine, collation in connection.execute(
+            sa.text(
+                "SELECT TABLE_NAME, ENGINE, TABLE_COLLATION FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN :names"
+            ).bindparams(sa.bindparam("names", expanding=True)),
+            {"names": names},
         )
-    ).first()
-    engine, collation = items or (None, None)
+    }
+    # In the metadata's order; a table not made yet is for the schema check to report.
+    made_with = [(name, *found[name]) for name in names if name in found]
+    engines = [("default_storage_engine", default, "SET GLOBAL default_storage_engine = InnoDB")]
+    engines += [
+        (f"the {name} table", engine, f"ALTER TABLE {name} ENGINE = InnoDB")
+        for name, engine, _ in made_with
+    ]
     findings = [
         Finding(
             "problem",
             f"{what} is {value}: no transactions (and no Galera replication)",
             f"{fix} (and in the server's configuration)",
         )
-        for what, value, fix in (
-            ("default_storage_engine", default, "SET GLOBAL default_storage_engine = InnoDB"),
-            ("the items table", engine, "ALTER TABLE items ENGINE = InnoDB"),
-        )
+        for what, value, fix in engines
         if value not in (None, "InnoDB")
     ]
     # The round trip's temporary table cannot tell what an existing table was made with.
-    if collation not in (None, "utf8mb4_bin"):
-        findings.append(
-            Finding(
-                "problem",
-                f"the items table is {collation}: names are not kept and compared exactly",
-                "ALTER TABLE items CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
-            )
+    findings += [
+        Finding(
+            "problem",
+            f"the {name} table is {collation}: its text is not kept and compared exactly",
+            f"ALTER TABLE {name} CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
         )
+        for name, _, collation in made_with
+        if collation not in (None, "utf8mb4_bin")
+    ]
     return combined(findings) if findings else Finding("ok", "InnoDB, utf8mb4_bin")
 
 

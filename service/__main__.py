@@ -1,4 +1,7 @@
-"""`python -m service`: migrate the schema (unless MIGRATE_ON_START is off), then serve."""
+"""`python -m service`: migrate the schema (unless MIGRATE_ON_START is off), then serve.
+
+`python -m service check [--json]`: check the database instead (service/check/).
+"""
 
 import logging
 import os
@@ -7,6 +10,7 @@ import sys
 import uvicorn
 from sqlalchemy import exc
 
+from service import check
 from service.auth import TokenError, access, open_to_anyone
 from service.db.backends import backend_for
 from service.db.engine import engine_for
@@ -18,6 +22,8 @@ logger = logging.getLogger("service")
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["check"]:
+        sys.exit(check.main(sys.argv[2:]))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
     settings = Settings()
     try:

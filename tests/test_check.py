@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from alembic import command
+from clusters import GaleraCluster, PostgresPair
 from conftest import BACKEND, server_url, settings_for
 from servers import free_port, service_env
 from service import migrations
@@ -23,8 +25,9 @@ PASSWORD = "p@ss:w/rd%?x"
 SECRETS = (PASSWORD, quote(PASSWORD, safe=""))
 ROOT = Path(__file__).parent.parent
 
-servers_only = pytest.mark.skipif(BACKEND == "sqlite", reason="SQLite has no accounts")
-sqlite_only = pytest.mark.skipif(BACKEND != "sqlite", reason="a SQLite file and its directory")
+# SQLite has no accounts; a SQLite file has a directory.
+servers_only = pytest.mark.backends("postgresql", "mysql")
+sqlite_only = pytest.mark.backends("sqlite")
 
 
 def run_check(
@@ -284,7 +287,7 @@ def test_an_account_that_may_not_change_the_schema_is_a_warning_when_the_service
         )
 
 
-@pytest.mark.skipif(BACKEND != "postgresql", reason="PostgreSQL's sequences")
+@pytest.mark.backends("postgresql")  # its sequences
 def test_an_account_that_may_not_use_the_id_sequence_is_a_problem(empty_database: str) -> None:
     migrate(empty_database)
     tables_only = ROW_GRANTS["postgresql"][0]
@@ -312,7 +315,7 @@ def test_more_connections_than_the_server_allows_is_a_problem(database_url: str)
     assert "; fix: keep DB_POOL_SIZE + DB_MAX_OVERFLOW at " in connections
 
 
-@pytest.mark.skipif(BACKEND != "postgresql", reason="default_transaction_read_only")
+@pytest.mark.backends("postgresql")  # default_transaction_read_only
 def test_a_read_only_postgresql_database_is_a_problem(empty_database: str) -> None:
     database = sa.engine.make_url(empty_database).database
     admin = sa.create_engine(server_url(), isolation_level="AUTOCOMMIT")
@@ -332,7 +335,7 @@ def test_a_read_only_postgresql_database_is_a_problem(empty_database: str) -> No
     assert found["privileges"] == "warning  privileges: not checked: the server is read-only"
 
 
-@pytest.mark.skipif(BACKEND != "mysql", reason="MySQL's table collations")
+@pytest.mark.backends("mysql")  # its table collations
 def test_every_table_of_the_service_must_be_utf8mb4_bin(empty_database: str) -> None:
     migrate(empty_database)
     engine = sa.create_engine(parse_database_url(empty_database))
@@ -396,29 +399,54 @@ def test_a_directory_the_process_cannot_write_is_a_problem(tmp_path: Path) -> No
     assert sorted(directory.iterdir()) == files
 
 
-@pytest.mark.skipif(BACKEND != "mysql", reason="a MariaDB Galera cluster")
-def test_a_galera_cluster_passes_and_one_of_two_nodes_left_is_a_warning() -> None:
-    clusters = pytest.importorskip("clusters", reason="tests/clusters.py builds the cluster")
-    with clusters.GaleraCluster(3) as cluster:
-        cluster.create_database("items_check")
-        url = sa.engine.make_url(cluster.node_urls[0]).set(database="items_check")
-        healthy = run_check(url.render_as_string(hide_password=False))
-        assert healthy.returncode == 0, healthy.stdout
-        found = lines(healthy)
-        assert found["server"].startswith("ok       server: MariaDB ")
-        assert ", a Galera node (tested: " in found["server"]
-        assert (
-            found["galera cluster"] == "ok       galera cluster: 3 node(s); Synced, ready, Primary"
-        )
-        assert (
-            "wsrep_on ON; binlog_format ROW; innodb_autoinc_lock_mode 2"
-            in (found["galera settings"])
-        )
-        cluster.kill_node(2)
+@pytest.mark.cluster("galera")
+def test_a_galera_cluster_passes_and_one_of_two_nodes_left_is_a_warning(
+    session_cluster: GaleraCluster, empty_database: str
+) -> None:
+    url = sa.engine.make_url(session_cluster.node_urls[0]).set(
+        database=sa.engine.make_url(empty_database).database
+    )
+    healthy = run_check(url.render_as_string(hide_password=False))
+    assert healthy.returncode == 0, healthy.stdout
+    found = lines(healthy)
+    assert found["server"].startswith("ok       server: MariaDB ")
+    assert ", a Galera node (tested: " in found["server"]
+    assert found["galera cluster"] == "ok       galera cluster: 3 node(s); Synced, ready, Primary"
+    assert "wsrep_on ON; binlog_format ROW; innodb_autoinc_lock_mode 2" in found["galera settings"]
+    assert "wsrep_sync_wait 7 on the service's connections" in found["galera settings"]
+    session_cluster.kill_node(2)
+    try:
         degraded = run_check(url.render_as_string(hide_password=False))
-        assert degraded.returncode == 0, degraded.stdout
-        assert lines(degraded)["galera cluster"] == (
-            "warning  galera cluster: 2 node(s); fewer than 3 nodes: losing one leaves no "
-            "majority, and the rest stop; Synced, ready, Primary; "
-            "fix: add a node, or an arbitrator (garbd)"
-        )
+    finally:
+        session_cluster.start_node(2)
+    assert degraded.returncode == 0, degraded.stdout
+    assert lines(degraded)["galera cluster"] == (
+        "warning  galera cluster: 2 node(s); fewer than 3 nodes: losing one leaves no "
+        "majority, and the rest stop; Synced, ready, Primary; "
+        "fix: add a node, or an arbitrator (garbd)"
+    )
+
+
+@pytest.mark.cluster("postgres-ha")
+def test_a_standby_is_a_problem_and_the_pair_given_as_two_hosts_passes(
+    session_cluster: PostgresPair, empty_database: str
+) -> None:
+    database = sa.engine.make_url(empty_database).database
+    standby = sa.engine.make_url(session_cluster.standby_url).set(database=database)
+    # The standby has the database once it has replayed its creation.
+    deadline = time.monotonic() + 15
+    while "server" not in lines(result := run_check(standby.render_as_string(hide_password=False))):
+        assert time.monotonic() < deadline, result.stdout
+        time.sleep(0.2)
+    assert result.returncode == 1, result.stdout
+    assert lines(result)["read-write"].startswith("problem  read-write: a standby")
+    pair = run_check(empty_database)
+    assert pair.returncode == 0, pair.stdout
+    assert lines(pair)["read-write"].startswith("ok ")
+
+
+@pytest.mark.cluster("pgbouncer")
+def test_pgbouncer_in_front_is_named(database_url: str) -> None:
+    result = run_check(database_url)
+    assert result.returncode == 0, result.stdout
+    assert lines(result)["pooler"].startswith("ok       pooler: a connection pooler (PgBouncer")

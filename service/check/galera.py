@@ -4,8 +4,9 @@ Galera needs. Both checks answer nothing on a server that is not a Galera node."
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from service.check.findings import Finding, combined, error_message, scalar, shown
+from service.check.findings import Finding, combined, error_message, shown
 from service.db.backends import Backend
+from service.db.backends.mysql import CAUSALITY_CHECKS
 
 
 def galera_state(connection: Connection) -> dict[str, str]:
@@ -87,22 +88,17 @@ def settings(connection: Connection, backend: Backend) -> Finding | None:
 
 
 def sync_wait(connection: Connection) -> Finding:
-    """Whether reads can wait for the cluster (wsrep_sync_wait), and whether they do."""
-    configured = int(scalar(connection, "SELECT @@SESSION.wsrep_sync_wait"))
+    """Whether the causality checks the service turns on for its connections can be set."""
     try:
-        connection.exec_driver_sql("SET SESSION wsrep_sync_wait = 1")
+        connection.exec_driver_sql(f"SET SESSION wsrep_sync_wait = {CAUSALITY_CHECKS}")
     except sa.exc.DBAPIError as error:
         return Finding(
             "problem",
             f"wsrep_sync_wait cannot be set: {error_message(error)}",
             "use a Galera version that has wsrep_sync_wait (MariaDB 10.1 or newer)",
         )
-    connection.exec_driver_sql(f"SET SESSION wsrep_sync_wait = {configured}")
-    if configured & 1:
-        return Finding("ok", f"wsrep_sync_wait {configured}")
     return Finding(
-        "warning",
-        f"wsrep_sync_wait {configured}: a read through another node may miss a write "
-        "acknowledged a moment before",
-        "SET GLOBAL wsrep_sync_wait = 1 (and in the server's configuration)",
+        "ok",
+        f"wsrep_sync_wait {CAUSALITY_CHECKS} on the service's connections (a statement "
+        "first waits until this node applied every earlier commit)",
     )

@@ -486,6 +486,11 @@ class PgBouncer:
             if self.as_user:
                 shutil.chown(self.directory, "postgres", "postgres")
             (self.directory / "userlist.txt").write_text('"postgres" ""\n')
+            # postgres logs in without a password, as on the server; other
+            # accounts with the password `allow` gives PgBouncer.
+            (self.directory / "hba.conf").write_text(
+                "host all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 md5\n"
+            )
             configuration = self.directory / "pgbouncer.ini"
             configuration.write_text(
                 f"""[databases]
@@ -495,7 +500,8 @@ class PgBouncer:
 listen_addr = 127.0.0.1
 listen_port = {self.port}
 unix_socket_dir =
-auth_type = trust
+auth_type = hba
+auth_hba_file = {self.directory / "hba.conf"}
 auth_file = {self.directory / "userlist.txt"}
 admin_users = postgres
 pool_mode = transaction
@@ -525,6 +531,27 @@ pidfile = {self.directory / "pgbouncer.pid"}
         traceback: TracebackType | None,
     ) -> None:
         self._remove()
+
+    def allow(self, user: str, password: str) -> None:
+        """Let an account the server has log in through PgBouncer, with its password."""
+        quoted = password.replace('"', '""')
+        with (self.directory / "userlist.txt").open("a") as userlist:
+            userlist.write(f'"{user}" "{quoted}"\n')
+        self._admin("RELOAD")
+
+    def _admin(self, command: str) -> None:
+        # The admin console refuses SQLAlchemy's BEGIN: a bare connection in
+        # autocommit. Imported here: the Galera envs have no psycopg2.
+        import psycopg2
+
+        connection = psycopg2.connect(
+            host="127.0.0.1", port=self.port, user="postgres", dbname="pgbouncer"
+        )
+        try:
+            connection.autocommit = True
+            connection.cursor().execute(command)
+        finally:
+            connection.close()
 
     def _remove(self) -> None:
         if self.process is not None:

@@ -121,17 +121,26 @@ def server_url() -> URL:
     return parse_database_url(os.environ.get(variable, default))
 
 
-def on_every_node(database_url: str) -> list[str]:
-    """The URL of `database_url`'s database on each server that serves it: every
-    node of a Galera cluster (a lock or a session lives on one node only); else
-    the URL itself."""
-    if not isinstance(_cluster, GaleraCluster):
+def on_every_server(database_url: str) -> list[str]:
+    """The URL of `database_url`'s database on each server that holds it, met
+    directly: every node of a Galera cluster (a lock or a session lives on one
+    node only), the server behind PgBouncer (whose server sessions a client
+    never sees); else the URL itself."""
+    url = sa.make_url(database_url)
+    if isinstance(_cluster, GaleraCluster):
+        nodes = [sa.make_url(node) for node in _cluster.node_urls]
+    elif isinstance(_cluster, PgBouncer):
+        nodes = [url.set(host=_cluster.server_host, port=_cluster.server_port)]
+    else:
         return [database_url]
-    database = sa.make_url(database_url).database
-    return [
-        sa.make_url(node).set(database=database).render_as_string(hide_password=False)
-        for node in _cluster.node_urls
-    ]
+    return [node.set(database=url.database).render_as_string(hide_password=False) for node in nodes]
+
+
+def allow_login(user: str, password: str) -> None:
+    """Let a new account log in the way the tests reach the server (PgBouncer
+    knows only the accounts it is told of)."""
+    if isinstance(_cluster, PgBouncer):
+        _cluster.allow(user, password)
 
 
 @contextmanager

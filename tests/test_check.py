@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from alembic import command
 from clusters import GaleraCluster, PostgresPair
-from conftest import BACKEND, server_url, settings_for
+from conftest import BACKEND, allow_login, on_every_server, server_url, settings_for
 from servers import free_port, service_env
 from service import migrations
 from service.db.engine import create_engine
@@ -202,6 +202,7 @@ def account(database_url: str, *grants: str) -> Iterator[str]:
         if BACKEND == "postgresql":
             connection.exec_driver_sql(f"DROP ROLE IF EXISTS {name}")
             connection.exec_driver_sql(f"CREATE ROLE {name} LOGIN PASSWORD '{literal}'")
+            allow_login(name, PASSWORD)
             # PostgreSQL before 15 lets everyone create tables in public.
             in_database.exec_driver_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         else:
@@ -305,7 +306,9 @@ def test_an_account_that_may_not_use_the_id_sequence_is_a_problem(empty_database
 
 @servers_only
 def test_more_connections_than_the_server_allows_is_a_problem(database_url: str) -> None:
-    result = run_check(database_url, WEB_CONCURRENCY="50", DB_POOL_SIZE="10", DB_MAX_OVERFLOW="2")
+    # Met directly: through PgBouncer the server's max_connections does not apply.
+    server = on_every_server(database_url)[0]
+    result = run_check(server, WEB_CONCURRENCY="50", DB_POOL_SIZE="10", DB_MAX_OVERFLOW="2")
     assert result.returncode == 1
     connections = lines(result)["connections"]
     assert connections.startswith(
@@ -324,7 +327,12 @@ def test_a_read_only_postgresql_database_is_a_problem(empty_database: str) -> No
             f"ALTER DATABASE {database} SET default_transaction_read_only = on"
         )
     admin.dispose()
-    result = run_check(empty_database)
+    # Met directly (PgBouncer's pooled sessions keep the defaults they began
+    # with), and without target_session_attrs=read-write (postgres-ha), which
+    # would refuse to connect at all: the check must be the one to find it.
+    url = sa.engine.make_url(on_every_server(empty_database)[0])
+    url = url.difference_update_query(["target_session_attrs"])
+    result = run_check(url.render_as_string(hide_password=False))
     assert result.returncode == 1
     found = lines(result)
     assert found["read-write"].startswith("problem  read-write: the primary, but ")

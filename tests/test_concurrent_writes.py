@@ -16,7 +16,7 @@ from contextlib import ExitStack, contextmanager
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from conftest import BACKEND, on_every_node, sqlite_write_lock_held
+from conftest import BACKEND, on_every_server, sqlite_write_lock_held
 from service.db.urls import parse_database_url
 
 
@@ -29,7 +29,7 @@ def write_lock_held(database_url: str) -> Iterator[None]:
             yield
         return
     with ExitStack() as stack:
-        for url in on_every_node(database_url):
+        for url in on_every_server(database_url):
             engine = sa.create_engine(parse_database_url(url), poolclass=sa.pool.NullPool)
             stack.callback(engine.dispose)
             connection = stack.enter_context(engine.connect())

@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 
 from clusters import GaleraCluster
 from conftest import settings_for
+from load import Load
 from servers import free_port, running_service, service_env, wait_until_answers
 from service import migrations
 from service.app import create_app
@@ -171,57 +172,6 @@ def test_processes_starting_together_on_different_nodes_migrate_once(
         engine.dispose()
 
 
-class Load:
-    """Clients sending mixed reads and writes to the service, each request's answer recorded."""
-
-    def __init__(self, base: str, clients: int) -> None:
-        self.base = base
-        self.clients = clients
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        # (started, seconds taken, method, status, Retry-After)
-        self.requests: list[tuple[float, float, str, int, str | None]] = []
-        self.created: dict[int, dict[str, Any]] = {}  # acknowledged creates
-        self.prices_sent: dict[int, set[float]] = {}  # by item, acknowledged or not
-
-    def run(self, number: int) -> None:
-        with httpx.Client(base_url=self.base, timeout=30) as http:
-            while not self.stop.is_set():
-                known = list(self.created)
-                operation = random.choice(["create", "create", "patch", "read", "list"])
-                if operation == "create" or not known:
-                    self.send(http, "POST", "/items/", {"name": f"client {number}", "price": 1})
-                elif operation == "patch":
-                    item_id, price = random.choice(known), random.randint(0, 9999)
-                    with self.lock:
-                        self.prices_sent[item_id].add(price)
-                    self.send(http, "PATCH", f"/items/{item_id}", {"price": price})
-                elif operation == "read":
-                    self.send(http, "GET", f"/items/{random.choice(known)}", None)
-                else:
-                    self.send(http, "GET", "/items/?limit=20", None)
-
-    def send(self, http: httpx.Client, method: str, path: str, body: Any) -> None:
-        started = time.monotonic()
-        try:
-            response = http.request(method, path, json=body)
-        except httpx.TransportError:
-            status, retry_after, created = 0, None, None
-        else:
-            status, retry_after = response.status_code, response.headers.get("retry-after")
-            created = response.json() if status == 201 else None
-        with self.lock:
-            self.requests.append((started, time.monotonic() - started, method, status, retry_after))
-            if created is not None:
-                self.created[created["id"]] = created
-                self.prices_sent[created["id"]] = {created["price"]}
-
-    def statuses(self, since: float, until: float) -> Counter[int]:
-        return Counter(
-            status for started, _, _, status, _ in self.requests if since <= started < until
-        )
-
-
 def test_a_node_lost_under_load_loses_no_acknowledged_write(tmp_path: Path) -> None:
     connect_timeout = 5  # the default
     with GaleraCluster() as cluster:
@@ -250,21 +200,21 @@ def test_a_node_lost_under_load_loses_no_acknowledged_write(tmp_path: Path) -> N
 
     before = load.statuses(0, killed_at)
     after = load.statuses(killed_at, ended)
-    failures = [r for r in load.requests if r[3] not in (200, 201)]
+    failures = load.failures()
     last_failure = max((started + taken for started, taken, *_ in failures), default=killed_at)
     reasons = Counter(re.findall(r"Database unavailable on \w+ \S+: (.*)", output[0]))
     print(
         f"\nnode lost under load: before the kill {dict(before)}; from the kill on {dict(after)};"
         f" 503 for {dict(reasons)}; the cluster evicted the node in {eviction:.1f} s; last"
         f" failure {last_failure - killed_at:.1f} s after the kill; slowest request "
-        f"{max(taken for _, taken, *_ in load.requests):.2f} s; {len(load.created)} "
+        f"{load.slowest():.2f} s; {len(load.created)} "
         f"acknowledged creates checked on the survivors; rejoined in {rejoin:.1f} s"
     )
     assert set(before) | set(after) <= {200, 201, 503}, (before, after)
     assert all(retry_after for *_, status, retry_after in failures)
     # Commits wait while the cluster evicts the dead node (evs.suspect_timeout,
     # 2 s here), never as long as a connection attempt may.
-    assert max(taken for _, taken, *_ in load.requests) < connect_timeout
+    assert load.slowest() < connect_timeout
     assert sum(before.values()) > 100 and after[201] > 100  # it served, and recovered
     for rows in stored:
         by_id = {row["id"]: row for row in rows}

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from conftest import BACKEND, on_every_node, settings_for, temporary_database
+from conftest import BACKEND, on_every_server, settings_for, temporary_database
 from private_servers import PrivateMariaDB, PrivatePostgres, private_server
 from servers import running_service
 from service.app import create_app
@@ -109,7 +109,7 @@ def test_a_host_that_never_answers_is_503_within_the_connect_timeout() -> None:
 def end_sessions_on(database_url: str) -> int:
     """End every server session connected to the database of `database_url`, as a
     restart would (on a Galera cluster, on every node)."""
-    return sum(_end_sessions(url) for url in on_every_node(database_url))
+    return sum(_end_sessions(url) for url in on_every_server(database_url))
 
 
 def _end_sessions(url: str) -> int:

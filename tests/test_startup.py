@@ -12,7 +12,7 @@ import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
 
-from conftest import BACKEND, server_url
+from conftest import BACKEND, allow_login, server_url
 from servers import free_port, run_to_exit, running_service, service_env, wait_until_answers
 
 PASSWORD = "p@ss:w/rd%?x"
@@ -136,6 +136,7 @@ def user_with_password(database_url: str) -> Iterator[str]:
         if BACKEND == "postgresql":
             connection.exec_driver_sql(f"DROP ROLE IF EXISTS {name}")
             connection.exec_driver_sql(f"CREATE ROLE {name} LOGIN PASSWORD '{literal}'")
+            allow_login(name, PASSWORD)
             connection.exec_driver_sql(f"GRANT ALL ON DATABASE {database} TO {name}")
             connection.exec_driver_sql(f"ALTER DATABASE {database} OWNER TO {name}")
         else:

@@ -12,7 +12,8 @@ requests. With `--baseline DIR`, the service of another checkout (an earlier
 version) runs beside this one on each backend, on a database of its own
 seeded alike, as "<backend> before".
 Run from the repository root, e.g.
-`python -m bench.side_by_side --endpoint list-100 --rounds 5 --baseline ../baseline`.
+`python -m bench.side_by_side --endpoint list-100 --rounds 5 --baseline ../baseline`,
+or `--endpoint all` for every endpoint, the servers started once.
 """
 
 import argparse
@@ -44,7 +45,10 @@ Target = tuple[servers.Server, dict[str, str], Callable[[], float] | None]
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.side_by_side", description=__doc__)
-    parser.add_argument("--endpoint", choices=[e.name for e in ALL_ENDPOINTS], default="list-100")
+    names = [e.name for e in ALL_ENDPOINTS]
+    parser.add_argument(
+        "--endpoint", nargs="+", choices=[*names, "all"], default=["list-100"], help="or all"
+    )
     parser.add_argument("--backend", choices=(*BACKENDS, "all"), default="all")
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
@@ -52,67 +56,93 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--baseline", type=Path, help="a checkout to run beside this one")
     args = parser.parse_args()
-    endpoint = next(e for e in ALL_ENDPOINTS if e.name == args.endpoint)
+    wanted = names if "all" in args.endpoint else args.endpoint
+    endpoints = [e for e in ALL_ENDPOINTS if e.name in wanted]
     backends = BACKENDS if args.backend == "all" else (args.backend,)
     logs = Path(tempfile.mkdtemp(prefix="items_bench_logs_"))
     print(f"server logs in {logs}", file=sys.stderr)
 
+    print(f"## python -m bench.side_by_side {' '.join(sys.argv[1:])}\n")
+    print(
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; wrk -t2 -c{args.connections} "
+        f"-d{args.duration}s on each server in turn, {args.rounds} rounds; {args.items} seeded "
+        "items (and as many orders). Cells: req/s (ratio to floor a, floor b) [database "
+        "CPU µs per request: the server's processes' CPU time over the run / requests]."
+    )
+    with ExitStack() as stack:
+        targets = start_targets(stack, backends, args, logs)
+        for endpoint in endpoints:
+            # The earlier version has no orders to read.
+            driven = {
+                name: target
+                for name, target in targets.items()
+                if not (endpoint.of_orders and name.endswith(" before"))
+            }
+            rates, database_cpu = measure(endpoint, driven, args)
+            print_medians(rates, database_cpu)
+
+
+def start_targets(
+    stack: ExitStack, backends: tuple[str, ...], args: argparse.Namespace, logs: Path
+) -> dict[str, Target]:
+    """Both floors; on each backend the service and the tutorial's way on one
+    seeded database, and the baseline's service (if any) on one of its own."""
     floor_values = {"first": "1", "last": str(args.items), "q": SEARCH_TERM}
     floor_values |= {"first_order": "1", "last_order": str(args.items)}
-    with ExitStack() as stack:
-        # Name -> (server, the values its wrk command is filled with, the database's CPU).
-        targets: dict[str, Target] = {
-            "floor a": (
-                stack.enter_context(servers.floor_tutorial(logs / "a.log")),
-                floor_values,
-                None,
-            ),
-            "floor b": (
-                stack.enter_context(servers.floor_service_settings(logs / "b.log")),
-                floor_values,
-                None,
-            ),
-        }
-        for backend in backends:
+    targets: dict[str, Target] = {
+        "floor a": (
+            stack.enter_context(servers.floor_tutorial(logs / "a.log")),
+            floor_values,
+            None,
+        ),
+        "floor b": (
+            stack.enter_context(servers.floor_service_settings(logs / "b.log")),
+            floor_values,
+            None,
+        ),
+    }
+    for backend in backends:
+        url = stack.enter_context(fresh_database(backend))
+        server = stack.enter_context(servers.service(url, logs / f"{backend}.log"))
+        values = seeded_values(url, args.items, orders=True)
+        targets[backend] = (server, values, server_cpu(url))
+        tutorial = stack.enter_context(servers.tutorial(url, logs / f"{backend}_tutorial.log"))
+        targets[f"{backend} tutorial"] = (tutorial, values, server_cpu(url))
+        if args.baseline is not None:
             url = stack.enter_context(fresh_database(backend))
-            server = stack.enter_context(servers.service(url, logs / f"{backend}.log"))
-            values = seeded_values(url, args.items, orders=True)
-            targets[backend] = (server, values, server_cpu(url))
-            tutorial = stack.enter_context(servers.tutorial(url, logs / f"{backend}_tutorial.log"))
-            targets[f"{backend} tutorial"] = (tutorial, values, server_cpu(url))
-            # The earlier version has no orders to read.
-            if args.baseline is not None and not endpoint.of_orders:
-                url = stack.enter_context(fresh_database(backend))
-                log = logs / f"{backend}_before.log"
-                before = stack.enter_context(servers.service(url, log, args.baseline.resolve()))
-                values = seeded_values(url, args.items, orders=False)
-                targets[f"{backend} before"] = (before, values, server_cpu(url))
+            log = logs / f"{backend}_before.log"
+            before = stack.enter_context(servers.service(url, log, args.baseline.resolve()))
+            values = seeded_values(url, args.items, orders=False)
+            targets[f"{backend} before"] = (before, values, server_cpu(url))
+    return targets
 
-        print(f"## python -m bench.side_by_side {' '.join(sys.argv[1:])}\n")
-        print(
-            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {endpoint.name}; wrk -t2 "
-            f"-c{args.connections} -d{args.duration}s on each server in turn, "
-            f"{args.rounds} rounds; {args.items} seeded items.\n"
-        )
-        print("Cells: req/s (ratio to floor a, floor b) [database CPU µs per request].\n")
-        print("| round | " + " | ".join(targets) + " |")
-        print("|---|" + "---|" * len(targets))
-        rates: dict[str, list[float]] = {name: [] for name in targets}
-        database_cpu: dict[str, list[float]] = {name: [] for name in targets}
-        for round_number in range(1, args.rounds + 1):
-            for name, (server, values, cpu) in targets.items():
-                before = cpu() if cpu else 0.0
-                result, _ = wrk.run(server.base, endpoint, values, args.duration, args.connections)
-                rates[name].append(result.requests_per_second)
-                if cpu and result.requests:
-                    database_cpu[name].append((cpu() - before) / result.requests * 1e6)
-            cells = [
-                f"{rates[name][-1]:.0f}{this_round_ratios(rates, name)}"
-                + (f" [{database_cpu[name][-1]:.0f}]" if database_cpu[name] else "")
-                for name in targets
-            ]
-            print(f"| {round_number} | " + " | ".join(cells) + " |", flush=True)
 
+def measure(
+    endpoint: wrk.Endpoint, targets: dict[str, Target], args: argparse.Namespace
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Drive each target in turn, round after round; print each round."""
+    print(f"\n### {endpoint.name}\n")
+    print("| round | " + " | ".join(targets) + " |")
+    print("|---|" + "---|" * len(targets))
+    rates: dict[str, list[float]] = {name: [] for name in targets}
+    database_cpu: dict[str, list[float]] = {name: [] for name in targets}
+    for round_number in range(1, args.rounds + 1):
+        for name, (server, values, cpu) in targets.items():
+            before = cpu() if cpu else 0.0
+            result, _ = wrk.run(server.base, endpoint, values, args.duration, args.connections)
+            rates[name].append(result.requests_per_second)
+            if cpu and result.requests:
+                database_cpu[name].append((cpu() - before) / result.requests * 1e6)
+        cells = [
+            f"{rates[name][-1]:.0f}{this_round_ratios(rates, name)}"
+            + (f" [{database_cpu[name][-1]:.0f}]" if database_cpu[name] else "")
+            for name in targets
+        ]
+        print(f"| {round_number} | " + " | ".join(cells) + " |", flush=True)
+    return rates, database_cpu
+
+
+def print_medians(rates: dict[str, list[float]], database_cpu: dict[str, list[float]]) -> None:
     print("\nMedians over the rounds, and the median of each round's ratios:\n")
     print("| server | req/s | × floor a | × floor b | database CPU µs/req |")
     print("|---|---|---|---|---|")

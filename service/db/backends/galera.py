@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -21,16 +22,19 @@ LOCK_TABLE = "items_service_migration_lock"
 # A holder that died mid-migration leaves its row: after this long, it is taken over.
 STALE_SECONDS = 600
 WAIT_SECONDS = STALE_SECONDS + 300
-# Duplicate key on the same node; lost certification against another node's insert.
-_TAKEN = {1062, 1213}
+_DUPLICATE_KEY = 1062
+# A deadlock, or a statement that lost certification (or was aborted by
+# another node's schema change): nothing was done, it can run again.
+_LOST = 1213
 
 
 @contextmanager
 def galera_migration_lock(connection: Connection) -> Iterator[None]:
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    connection.exec_driver_sql(
+    _committed(
+        connection,
         f"CREATE TABLE IF NOT EXISTS {LOCK_TABLE} (id INT PRIMARY KEY, "
-        "holder VARCHAR(255) NOT NULL, taken_at DATETIME(6) NOT NULL) ENGINE=InnoDB"
+        "holder VARCHAR(255) NOT NULL, taken_at DATETIME(6) NOT NULL) ENGINE=InnoDB",
     )
     deadline = time.monotonic() + WAIT_SECONDS
     while not _take(connection, holder):
@@ -43,21 +47,38 @@ def galera_migration_lock(connection: Connection) -> Iterator[None]:
         yield
     finally:
         connection.rollback()
-        connection.exec_driver_sql(f"DELETE FROM {LOCK_TABLE} WHERE holder = %s", (holder,))
-        connection.commit()
+        _committed(connection, f"DELETE FROM {LOCK_TABLE} WHERE holder = %s", (holder,))
 
 
 def _take(connection: Connection, holder: str) -> bool:
+    """Insert the lock row, first removing one left by a holder that died; False if taken."""
+    stale = f"DELETE FROM {LOCK_TABLE} WHERE taken_at < NOW(6) - INTERVAL {STALE_SECONDS} SECOND"
     try:
-        connection.exec_driver_sql(
-            f"DELETE FROM {LOCK_TABLE} WHERE taken_at < NOW(6) - INTERVAL {STALE_SECONDS} SECOND"
-        )
+        connection.exec_driver_sql(stale)
         connection.exec_driver_sql(f"INSERT INTO {LOCK_TABLE} VALUES (1, %s, NOW(6))", (holder,))
         connection.commit()
     except DBAPIError as error:
         connection.rollback()
-        code = error.orig.args[0] if error.orig is not None and error.orig.args else None
-        if code in _TAKEN:
+        if _code(error) in (_DUPLICATE_KEY, _LOST):
             return False
         raise
     return True
+
+
+def _committed(connection: Connection, statement: str, parameters: Any = ()) -> None:
+    """Run `statement` and commit it, again for as long as it loses to another node."""
+    while True:
+        try:
+            connection.exec_driver_sql(statement, parameters)
+            connection.commit()
+            return
+        except DBAPIError as error:
+            connection.rollback()
+            if _code(error) != _LOST:
+                raise
+        time.sleep(random.uniform(0.05, 0.2))
+
+
+def _code(error: DBAPIError) -> object:
+    arguments: tuple[object, ...] = getattr(error.orig, "args", ())
+    return arguments[0] if arguments else None

@@ -20,6 +20,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -67,7 +68,8 @@ def main() -> None:
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; wrk -t2 -c{args.connections} "
         f"-d{args.duration}s on each server in turn, {args.rounds} rounds; {args.items} seeded "
         "items (and as many orders). Cells: req/s (ratio to floor a, floor b) [database "
-        "CPU µs per request: the server's processes' CPU time over the run / requests]."
+        "CPU µs per request: the server's processes' CPU time over the run, less what it "
+        "spent idle over as long (measured each round), / requests]."
     )
     with ExitStack() as stack:
         targets = start_targets(stack, backends, args, logs)
@@ -127,12 +129,16 @@ def measure(
     rates: dict[str, list[float]] = {name: [] for name in targets}
     database_cpu: dict[str, list[float]] = {name: [] for name in targets}
     for round_number in range(1, args.rounds + 1):
+        idle = idle_cpu_rates(targets, args.duration)
         for name, (server, values, cpu) in targets.items():
-            before = cpu() if cpu else 0.0
+            before, started = (cpu() if cpu else 0.0), time.monotonic()
             result, _ = wrk.run(server.base, endpoint, values, args.duration, args.connections)
             rates[name].append(result.requests_per_second)
             if cpu and result.requests:
-                database_cpu[name].append((cpu() - before) / result.requests * 1e6)
+                # Less what the server spends when no one asks it anything
+                # (autovacuum, checkpoints, statistics) over the same time.
+                used = cpu() - before - idle[cpu] * (time.monotonic() - started)
+                database_cpu[name].append(used / result.requests * 1e6)
         cells = [
             f"{rates[name][-1]:.0f}{this_round_ratios(rates, name)}"
             + (f" [{database_cpu[name][-1]:.0f}]" if database_cpu[name] else "")
@@ -140,6 +146,16 @@ def measure(
         ]
         print(f"| {round_number} | " + " | ".join(cells) + " |", flush=True)
     return rates, database_cpu
+
+
+def idle_cpu_rates(targets: dict[str, Target], seconds: float) -> dict[Callable[[], float], float]:
+    """Each database server's CPU seconds per second while nothing is asked of it."""
+    readers = {cpu for _, _, cpu in targets.values() if cpu is not None}
+    before = {cpu: cpu() for cpu in readers}
+    started = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - started
+    return {cpu: (cpu() - before[cpu]) / elapsed for cpu in readers}
 
 
 def print_medians(rates: dict[str, list[float]], database_cpu: dict[str, list[float]]) -> None:

@@ -48,12 +48,15 @@ def utc_text(value: datetime) -> str:
 
 
 class UTCText(sa.TypeDecorator[str]):
-    """Reads a `UTCDateTime` column as the text `utc_text` gives, formatted by the database.
+    """Reads a `UTCDateTime` column as the text `utc_text` gives.
 
-    Responses show times as text: having the database format them leaves no
-    Python work per value as rows are fetched. Select it only in the outermost
-    query over the rows returned: PostgreSQL would also format every row an
-    OFFSET skips.
+    SQLite and MySQL format it as rows are read, cheaply, and Python does
+    nothing per value. PostgreSQL's `to_char` costs the server several
+    microseconds a value, and the server is the part that does not scale
+    out: it sends the time as it always does, as text, and Python puts it
+    in the form shown (`_utc_text_from_postgresql`). Select it only in the
+    outermost query over the rows returned, so that rows an OFFSET skips are
+    never formatted.
     """
 
     impl = sa.String
@@ -63,15 +66,43 @@ class UTCText(sa.TypeDecorator[str]):
         return _UTCTextOf(column)
 
 
+class _UTCTextRead(sa.TypeDecorator[str]):
+    """The text `_UTCTextOf` reads, put in the form shown where the database did not."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[str | None], str | None] | None:
+        return _utc_text_from_postgresql if dialect.name == "postgresql" else None
+
+
+def _utc_text_from_postgresql(value: str | None) -> str | None:
+    """`2026-01-31 12:00:00.12` (PostgreSQL leaves out trailing zeros of the
+    fraction, and the point when all six are) as `2026-01-31T12:00:00.120000Z`."""
+    if value is None:
+        return None
+    if len(value) == 26:
+        return f"{value[:10]}T{value[11:]}Z"
+    whole, _, fraction = value.partition(".")
+    return f"{whole[:10]}T{whole[11:]}.{fraction:0<6}Z"
+
+
 class _UTCTextOf(sa.sql.functions.FunctionElement[str]):
-    type = sa.String()
+    type = _UTCTextRead()
     inherit_cache = True
 
 
 @compiles(_UTCTextOf, "postgresql")
 def _utc_text_postgresql(element: _UTCTextOf, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(element.clauses, **kw)
-    return f"""to_char({column}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    return _as_sent_postgresql(compiler.process(element.clauses, **kw))
+
+
+def _as_sent_postgresql(column: str) -> str:
+    # The text PostgreSQL sends for the value anyway (psycopg2 sets DateStyle
+    # ISO), typed as text so that the driver builds no object from it.
+    return f"CAST({column} AS TEXT)"
 
 
 @compiles(_UTCTextOf, "mysql")
@@ -156,12 +187,15 @@ def _text_mysql(element: _TextOf, compiler: SQLCompiler, **kw: Any) -> str:
 
 
 class DecimalAsFloat(sa.TypeDecorator[float]):
-    """Reads a decimal column as a float, converted by the database.
+    """Reads a decimal column as a float.
 
     The drivers return a decimal as Python's `Decimal`, built per value, for
-    SQLAlchemy to turn into a float; converted by the database, the driver
-    returns a float itself. Exact for every price the API accepts: at most 12
-    digits, and a float keeps 15.
+    SQLAlchemy to turn into a float. SQLite and MySQL convert it as rows are
+    read, cheaply, and the driver returns a float. PostgreSQL converts a
+    numeric to a double through text, costing the server as much again as
+    sending it: it sends the text, and Python reads the float from it.
+    Exact for every amount of at most 15 significant digits, as every price
+    and order total is.
     """
 
     impl = sa.Float
@@ -171,14 +205,20 @@ class DecimalAsFloat(sa.TypeDecorator[float]):
         return _FloatOf(column)
 
 
+def _float_from_text(value: str | None) -> float | None:
+    return None if value is None else float(value)
+
+
 class _DriverFloat(sa.TypeDecorator[float]):
-    """A float that the driver returns as one: no conversion per value."""
+    """A float that the driver returns as one, or (PostgreSQL) as its text."""
 
     impl = sa.Float
     cache_ok = True
 
-    def result_processor(self, dialect: Dialect, coltype: object) -> None:
-        return None
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[str | None], float | None] | None:
+        return _float_from_text if dialect.name == "postgresql" else None
 
 
 class _FloatOf(sa.sql.functions.FunctionElement[float]):
@@ -188,7 +228,7 @@ class _FloatOf(sa.sql.functions.FunctionElement[float]):
 
 @compiles(_FloatOf, "postgresql")
 def _float_postgresql(element: _FloatOf, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"CAST({compiler.process(element.clauses, **kw)} AS DOUBLE PRECISION)"
+    return _as_sent_postgresql(compiler.process(element.clauses, **kw))
 
 
 @compiles(_FloatOf, "mysql")

@@ -13,9 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bench.servers import Server, process_tree_cpu_seconds
+from service.db.backends import backend_for
 from service.db.engine import create_engine
+from service.db.search import trigrams
 from service.db.urls import parse_database_url
-from service.items.models import Item, fold_case
+from service.items.models import Item, ItemNameTrigram, fold_case
 from service.orders.models import Order
 from service.settings import Settings
 
@@ -31,6 +33,18 @@ SERVERS = {
 ADJECTIVES = ("Red", "Blue", "Green", "Heavy", "Light", "Small", "Large", "Smart", "Old", "New")
 NOUNS = ("Widget", "Gadget", "Bolt", "Lamp", "Chair", "Table", "Cable")
 SEARCH_TERM = "blue"
+# One item in 100,000 is named with a word of characters no other name has,
+# for searches of one and two characters that find few items.
+RARE_WORD = "Ωmega Ξyst"
+RARE_EVERY = 100_000
+# The searches the benchmarks time, by what they find.
+SEARCHES = {
+    "one in ten": SEARCH_TERM,
+    "nothing": "no such name",
+    "a few": "123456",
+    "one character, a few": "ω",
+    "two characters, a few": "ξy",
+}
 BATCH = 10_000
 
 
@@ -88,6 +102,8 @@ def engine_for(url: str) -> Engine:
 
 def item_row(number: int, now: datetime) -> dict[str, object]:
     name = f"{ADJECTIVES[number % 10]} {NOUNS[number % 7]} {number}"
+    if number % RARE_EVERY == RARE_EVERY - 1:
+        name = f"{RARE_WORD} {number}"
     return {
         "name": name,
         "name_folded": fold_case(name),
@@ -100,15 +116,32 @@ def item_row(number: int, now: datetime) -> dict[str, object]:
 
 
 def seed(url: str, count: int) -> None:
-    """Insert `count` items, in batches of executemany, each batch its own transaction."""
+    """Insert `count` items into an empty table, in batches of executemany, each
+    batch its own transaction; with their trigrams where the service keeps
+    them (`service.db.search`), as the service would."""
     engine = engine_for(url)
     insert = sa.insert(Item.__table__)
+    with_trigrams = not backend_for(engine.url, Settings()).capabilities.substring_index
     now = datetime.now(UTC)
     try:
         for start in range(0, count, BATCH):
             rows = [item_row(n, now) for n in range(start, min(start + BATCH, count))]
             with engine.begin() as connection:
+                if not with_trigrams:
+                    connection.execute(insert, rows)
+                    continue
+                # Ids given, so that the trigrams can name them: 1, 2, ... as
+                # SQLite and MySQL would hand them out in an empty table.
+                rows = [row | {"id": n} for n, row in enumerate(rows, start + 1)]
                 connection.execute(insert, rows)
+                connection.execute(
+                    sa.insert(ItemNameTrigram.__table__),
+                    [
+                        {"trigram": trigram, "item_id": row["id"]}
+                        for row in rows
+                        for trigram in trigrams(str(row["name_folded"]))
+                    ],
+                )
         if engine.dialect.name == "postgresql":
             # Autovacuum would do this soon after a bulk load; do not wait for it.
             with engine.begin() as connection:

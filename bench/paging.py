@@ -18,7 +18,7 @@ import matplotlib
 from bench import plans, servers
 from bench.databases import (
     BACKENDS,
-    SEARCH_TERM,
+    SEARCHES,
     engine_for,
     fresh_database,
     seed,
@@ -56,15 +56,13 @@ def measure_backend(backend: str, args: argparse.Namespace, log: Path) -> dict[s
                 for method, value in (("after_id", first - 1 + depth), ("skip", depth)):
                     params = {"limit": 100, method: value}
                     paging[method].append(median_ms(client, params, args.repeat))
-            for title, params in (
-                (f"q={SEARCH_TERM}", {"q": SEARCH_TERM}),
-                ("q=no such name", {"q": "no such name"}),
-                ("min_price=10&max_price=10.5", {"min_price": 10, "max_price": 10.5}),
-            ):
+            searches = {f"q={q} ({found})": {"q": q} for found, q in SEARCHES.items()}
+            prices = {"min_price=10&max_price=10.5": {"min_price": 10, "max_price": 10.5}}
+            for title, params in (searches | prices).items():
                 filters[title] = median_ms(client, params | {"limit": 100}, args.repeat)
         engine = engine_for(url)
         try:
-            plan = plans.explain(engine, first - 1 + args.rows // 2, SEARCH_TERM)
+            plan = plans.explain(engine, first - 1 + args.rows // 2)
         finally:
             engine.dispose()
     print(f"  {backend}: seeded in {seed_seconds:.0f} s", file=sys.stderr)
@@ -121,10 +119,13 @@ def main() -> None:
             cells = " | ".join(f"{t:.1f}" for t in times)
             print(f"| {backend} | {result['seed']:.0f} | {method} | {cells} |")
     titles = list(results[backends[0]]["filters"])
-    print("\n| backend | " + " | ".join(titles) + " |")
+    print("\nFilters, median ms, and as a multiple of the first page of the plain list:\n")
+    print("| backend | " + " | ".join(titles) + " |")
     print("|---|" + "---|" * len(titles))
     for backend, result in results.items():
-        print(f"| {backend} | " + " | ".join(f"{t:.1f}" for t in result["filters"].values()) + " |")
+        first_page = result["paging"]["after_id"][0]
+        cells = [f"{t:.1f} ({t / first_page:.1f}x)" for t in result["filters"].values()]
+        print(f"| {backend} | " + " | ".join(cells) + " |")
 
     plot(results, HERE / "paging.png")
     text = "".join(f"===== {b} =====\n{r['plan']}\n" for b, r in results.items())

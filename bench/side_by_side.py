@@ -50,7 +50,9 @@ def main() -> None:
     parser.add_argument(
         "--endpoint", nargs="+", choices=[*names, "all"], default=["list-100"], help="or all"
     )
-    parser.add_argument("--backend", choices=(*BACKENDS, "all"), default="all")
+    parser.add_argument(
+        "--backend", nargs="+", choices=(*BACKENDS, "all"), default=["all"], help="or all"
+    )
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=6, help="seconds per server per round")
@@ -59,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     wanted = names if "all" in args.endpoint else args.endpoint
     endpoints = [e for e in ALL_ENDPOINTS if e.name in wanted]
-    backends = BACKENDS if args.backend == "all" else (args.backend,)
+    backends = BACKENDS if "all" in args.backend else tuple(args.backend)
     logs = Path(tempfile.mkdtemp(prefix="items_bench_logs_"))
     print(f"server logs in {logs}", file=sys.stderr)
 

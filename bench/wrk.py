@@ -28,6 +28,8 @@ ENDPOINTS = (
     Endpoint("search", "/items/?q={q}&limit=100"),
     Endpoint("create", "/items/", "create.lua"),
     Endpoint("patch", "/items/1", "patch.lua", ("{first}", "{last}")),
+    # A PATCH that changes the name, which the trigram index must follow.
+    Endpoint("rename", "/items/1", "rename.lua", ("{first}", "{last}")),
 )
 # The second resource's reads, which take the same paths through the data layer.
 ORDER_ENDPOINTS = (

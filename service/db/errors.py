@@ -58,12 +58,15 @@ def _constraint_named_by(
             if tuple(column.name for column in constraint.columns) == broken.columns
         ]
     elif broken.broken is Broken.FOREIGN_KEY and deleting:
-        # The foreign keys of other tables that refer to this one.
+        # The foreign keys of other tables that refer to this one and refuse
+        # the delete (those that cascade or set null never do).
         candidates = [
             foreign_key.constraint
             for other in table.metadata.tables.values()
             for foreign_key in other.foreign_keys
-            if foreign_key.column.table is table and foreign_key.constraint is not None
+            if foreign_key.column.table is table
+            and foreign_key.constraint is not None
+            and (foreign_key.ondelete or "RESTRICT").upper() in ("RESTRICT", "NO ACTION")
         ]
     elif broken.broken is Broken.FOREIGN_KEY:
         # This table's foreign keys on the columns written.

@@ -15,13 +15,11 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# Every table: ids never reused after a delete (as on PostgreSQL and MySQL),
-# 4-byte characters, and comparisons that see case and accents.
-TABLE_OPTIONS = {
-    "sqlite_autoincrement": True,
-    "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
-}
+# Every table: 4-byte characters, and comparisons that see case and accents.
+TEXT_OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+# Every table with an id of its own: ids never reused after a delete, as on
+# PostgreSQL and MySQL.
+TABLE_OPTIONS = TEXT_OPTIONS | {"sqlite_autoincrement": True}
 
 
 def utcnow() -> datetime:

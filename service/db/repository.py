@@ -10,18 +10,19 @@ No ORM session: these are single Core statements, and a session only adds
 work per request.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from pydantic import TypeAdapter
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 
-from service.db.backends import ErrorKind
+from service.db.backends import Capabilities, ErrorKind
 from service.db.errors import ConstraintViolated, RowNotFound, violation
 from service.db.runtime import Database
+from service.db.search import Plan, TrigramIndex
 from service.db.types import read_form
 
 # Ids are 32-bit on every backend; a larger one cannot exist.
@@ -62,16 +63,23 @@ class Repository:
         not_found: str,
         filters: Mapping[str, Filter] | None = None,
         stored: Callable[[Row], Row] | None = None,
+        search: TrigramIndex | None = None,
     ) -> None:
         """`read` is the TypedDict responses show; `not_found` the 404's detail;
-        `stored`, if given, adds to the values written those derived from them."""
+        `stored`, if given, adds to the values written those derived from them;
+        `search`, if given, indexes a column for the substring filter named by
+        its field, where the backend has no index of its own for it."""
         self.table = table
+        self._search = search
         self.not_found = not_found
         self.keys = tuple(read.__annotations__)
         (self._id,) = table.primary_key.columns
-        forms = {key: read_form(table.c[key].type) for key in self.keys}
-        self._shown = {key: form.shown for key, form in forms.items() if form is not None}
-        self._read_types = {key: form.type for key, form in forms.items() if form is not None}
+        self._forms = {
+            key: form for key in self.keys if (form := read_form(table.c[key].type)) is not None
+        }
+        self._shown = {key: form.shown for key, form in self._forms.items()}
+        self._read_types = {key: form.type for key, form in self._forms.items()}
+        self._conversions: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {}
         self._filters = {"after_id": Filter(self._id > sa.bindparam("after_id"))} | dict(
             filters or {}
         )
@@ -90,7 +98,7 @@ class Repository:
         self._update = sa.update(table).where(self._id == sa.bindparam("_key"))
         self._update_returning = self._update.returning(*self._read_columns(table))
         self._delete = sa.delete(table).where(self._id == sa.bindparam("_key"))
-        self._pages: dict[tuple[frozenset[str], bool], sa.Select[Any]] = {}
+        self._pages: dict[tuple[frozenset[str], bool, str], sa.Select[Any]] = {}
 
     # What routes call.
 
@@ -102,7 +110,7 @@ class Repository:
 
     async def get_page(self, database: Database, query: PageQuery) -> list[Row]:
         """A page of rows in key order, filtered as `query` says."""
-        return await database.run(self.read_page, query)
+        return await database.run(self.read_page, query, self._index(database))
 
     async def create(
         self, database: Database, values: Row, write: Callable[[Connection, Row], Row] | None = None
@@ -110,7 +118,10 @@ class Repository:
         """Insert a row. `write(connection, values)`, if given, replaces `insert`
         for a resource whose inserts need more (a read first, values derived
         from it); it runs as one write all the same."""
-        return await self._write(database, values, False, write or self.insert, values)
+        index = self._index(database)
+        if write is not None or index is None:
+            return await self._write(database, values, False, write or self.insert, values)
+        return await self._write(database, values, False, self.insert, values, index, atomic=True)
 
     async def update(self, database: Database, key: int, changes: Row) -> Row:
         """Set the columns in `changes` (PUT sends every field, PATCH those sent)
@@ -118,12 +129,17 @@ class Repository:
         if not changes:
             return await self.get(database, key)
         row = None
+        index = self._index(database)
+        atomic = index is not None and index.column.key in self._storing(changes)
         if 0 < key <= MAX_ID:
             if database.capabilities.update_returning:
                 row = await self._write(
-                    database, changes, False, self.update_returning, key, changes
-                )
-            elif await self._write(database, changes, False, self.update_fields, key, changes):
+                    database, changes, False, self.update_returning, key, changes, index,
+                    atomic=atomic,
+                )  # fmt: skip
+            elif await self._write(
+                database, changes, False, self.update_fields, key, changes, index, atomic=atomic
+            ):
                 # No RETURNING: read the row back together with the other reads of the moment.
                 row = await self._get(database, key)
         if row is None:
@@ -157,44 +173,80 @@ class Repository:
         """The rows with these keys that exist, by key."""
         with engine.connect() as connection:
             rows = connection.execute(self._select_many, {"keys": keys}).all()
-        return {row[0]: dict(zip(self.keys, row, strict=True)) for row in rows}
+        return {row[self._id.key]: row for row in self._as_read(rows, engine.dialect)}
 
-    def read_page(self, engine: Engine, query: PageQuery) -> list[Row]:
+    def read_page(
+        self, engine: Engine, query: PageQuery, index: TrigramIndex | None = None
+    ) -> list[Row]:
         parameters: Row = {"limit": query.limit}
         for name, filter_ in self._filters.items():
             value = getattr(query, name)
             if value is not None:
                 parameters[name] = value if filter_.prepare is None else filter_.prepare(value)
+        filters = frozenset(parameters.keys() - {"limit"})
         skip: int = getattr(query, "skip", 0)
-        statement = self._page_statement(frozenset(parameters.keys() - {"limit"}), skip > 0)
         if skip:
             parameters["skip"] = skip
         with engine.connect() as connection:
+            plan = Plan()
+            if index is not None and (searched := getattr(query, index.field)) is not None:
+                plan = index.plan(connection, index.searched(searched))
+                parameters |= {"trigram": plan.trigram, "low": plan.low, "high": plan.high}
+            statement = self._page_statement(filters, skip > 0, plan.kind)
             rows = connection.execute(statement, parameters).all()
-        keys = self.keys
-        # Inline rather than a function per row: a call per row cost 20-40 µs a list.
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return self._as_read(rows, engine.dialect)
 
-    def insert(self, connection: Connection, values: Row) -> Row:
-        """Insert a row and return it as reads show it, without reading it back."""
+    def insert(self, connection: Connection, values: Row, index: TrigramIndex | None = None) -> Row:
+        """Insert a row and return it as reads show it, without reading it back;
+        with `index`, index it too (the caller makes the two one transaction)."""
         written = _with_defaults(values, self._on_insert)
-        (key,) = connection.execute(self._insert, self._storing(written)).inserted_primary_key  # type: ignore[misc]
+        stored = self._storing(written)
+        (key,) = connection.execute(self._insert, stored).inserted_primary_key  # type: ignore[misc]
+        if index is not None:
+            index.write(connection, key, stored[index.column.key], replacing=False)
         return self._as_shown({self._id.key: key} | written)
 
-    def update_returning(self, connection: Connection, key: int, changes: Row) -> Row | None:
+    def update_returning(
+        self, connection: Connection, key: int, changes: Row, index: TrigramIndex | None = None
+    ) -> Row | None:
         """Update and return the row as stored, in one statement; None if there is no row."""
-        row = connection.execute(self._update_returning, self._updating(key, changes)).first()
-        return None if row is None else dict(zip(self.keys, row, strict=True))
+        parameters = self._updating(key, changes)
+        row = connection.execute(self._update_returning, parameters).first()
+        if row is None:
+            return None
+        self._reindex(connection, key, parameters, index)
+        (read,) = self._as_read([row], connection.dialect)
+        return read
 
-    def update_fields(self, connection: Connection, key: int, changes: Row) -> bool:
+    def update_fields(
+        self, connection: Connection, key: int, changes: Row, index: TrigramIndex | None = None
+    ) -> bool:
         """Update without reading the row back; False if there is no row."""
+        parameters = self._updating(key, changes)
         # Rows matched, on MySQL too: SQLAlchemy connects with CLIENT_FOUND_ROWS.
-        return connection.execute(self._update, self._updating(key, changes)).rowcount > 0
+        found = connection.execute(self._update, parameters).rowcount > 0
+        if found:
+            self._reindex(connection, key, parameters, index)
+        return found
 
     def delete_row(self, connection: Connection, key: int) -> bool:
         return connection.execute(self._delete, {"_key": key}).rowcount > 0
 
+    def _index(self, database: Database) -> TrigramIndex | None:
+        return self.index_for(database.capabilities)
+
+    def index_for(self, capabilities: Capabilities) -> TrigramIndex | None:
+        """The trigram index to keep and read, unless the backend has its own."""
+        return None if capabilities.substring_index else self._search
+
     # The parts.
+
+    @staticmethod
+    def _reindex(
+        connection: Connection, key: int, parameters: Row, index: TrigramIndex | None
+    ) -> None:
+        if index is not None and index.column.key in parameters:
+            index.write(connection, key, parameters[index.column.key], replacing=True)
 
     async def _get(self, database: Database, key: int) -> Row | None:
         if not 0 < key <= MAX_ID:
@@ -208,9 +260,10 @@ class Repository:
         deleting: bool,
         call: Callable[..., T],
         *args: Any,
+        atomic: bool = False,
     ) -> T:
         try:
-            return await database.write(call, *args)
+            return await database.write(call, *args, atomic=atomic)
         except DBAPIError as error:
             if database.error_kind(error) is not ErrorKind.CONSTRAINT:
                 raise
@@ -227,22 +280,40 @@ class Repository:
             for key in self.keys
         ]
 
-    def _page_statement(self, filters: frozenset[str], skip: bool) -> sa.Select[Any]:
-        """The list query for a set of filters, built once: building a select
-        costs more Python than running it."""
-        statement = self._pages.get((filters, skip))
+    def _page_statement(self, filters: frozenset[str], skip: bool, plan: str) -> sa.Select[Any]:
+        """The list query for a set of filters and a search plan, built once:
+        building a select costs more Python than running it."""
+        statement = self._pages.get((filters, skip, plan))
         if statement is None:
-            statement = self._pages[(filters, skip)] = self._build_page(filters, skip)
+            statement = self._pages[(filters, skip, plan)] = self._build_page(filters, skip, plan)
         return statement
 
-    def _build_page(self, filters: frozenset[str], skip: bool) -> sa.Select[Any]:
+    def _build_page(self, filters: frozenset[str], skip: bool, plan: str) -> sa.Select[Any]:
         conditions = [self._filters[name].condition for name in sorted(filters)]
+        source: sa.FromClause = self.table
+        order: sa.ColumnElement[Any] = self._id
+        if plan != "scan":
+            assert self._search is not None
+            index = self._search
+            if plan == "trigram":
+                # Walk the trigram's rows in key order; stop at the page's end.
+                source = index.table.join(self.table, index.key == self._id)
+                conditions.append(index.trigram == sa.bindparam("trigram"))
+                if "after_id" in filters:
+                    conditions.append(index.key > sa.bindparam("after_id"))
+                order = index.key
+            else:
+                within = sa.and_(
+                    index.trigram >= sa.bindparam("low"), index.trigram < sa.bindparam("high")
+                )
+                conditions.append(self._id.in_(sa.select(index.key).where(within)))
         limit = sa.bindparam("limit", type_=sa.Integer)
         if not skip:
             return (
                 sa.select(*self._read_columns(self.table))
+                .select_from(source)
                 .where(*conditions)
-                .order_by(self._id)
+                .order_by(order)
                 .limit(limit)
             )
         # With an OFFSET, the page is read in the form responses show it in an
@@ -250,8 +321,9 @@ class Repository:
         # those skipped (PostgreSQL would convert them all).
         page = (
             sa.select(*(self.table.c[key] for key in self.keys))
+            .select_from(source)
             .where(*conditions)
-            .order_by(self._id)
+            .order_by(order)
             .limit(limit)
             .offset(sa.bindparam("skip", type_=sa.Integer))
         )
@@ -263,6 +335,25 @@ class Repository:
 
     def _updating(self, key: int, changes: Row) -> Row:
         return self._storing(_with_defaults(changes, self._on_update)) | {"_key": key}
+
+    def _as_read(self, rows: Sequence[sa.Row[Any]], dialect: Dialect) -> list[Row]:
+        """Rows as responses show them: dicts of the read keys, and, where the
+        dialect leaves it to Python (`ReadForm.from_driver`), values converted."""
+        keys = self.keys
+        # Inline rather than a function per row: a call per row cost 20-40 µs a list.
+        read = [dict(zip(keys, row, strict=True)) for row in rows]
+        conversions = self._conversions.get(dialect.name)
+        if conversions is None:
+            conversions = self._conversions[dialect.name] = [
+                (key, convert)
+                for key, form in self._forms.items()
+                if (convert := form.from_driver(dialect)) is not None
+            ]
+        for row in read if conversions else ():
+            for key, convert in conversions:
+                if (value := row[key]) is not None:
+                    row[key] = convert(value)
+        return read
 
     def _as_shown(self, values: Row) -> Row:
         shown = self._shown

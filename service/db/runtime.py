@@ -1,6 +1,7 @@
 """Where and how the service's database calls run: worker threads, the writer thread, the loop."""
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,13 +51,18 @@ class Database:
         """`call(engine, *args)` on a worker thread."""
         return await self._retrying(self._start, call, *args)
 
-    async def write(self, call: Callable[[Connection, *Args], T], *args: *Args) -> T:
+    async def write(
+        self, call: Callable[[Connection, *Args], T], *args: *Args, atomic: bool = False
+    ) -> T:
         """`call(connection, *args)`, a write: on the writer thread, committed
         with the other writes of the moment, where the backend has one; else on
-        a worker thread, committed by itself."""
+        a worker thread, committed by itself. With `atomic`, the statements of
+        a call that makes several commit together or not at all (on the writer
+        thread they always do: each call has a savepoint of its own)."""
         if self._writer is not None:
             return await self._writer.write(call, *args)
-        return await self._retrying(self._start, _on_connection, call, *args)
+        on_connection = _in_transaction if atomic else _on_connection
+        return await self._retrying(self._start, on_connection, call, *args)
 
     async def _retrying(self, start: Callable[..., asyncio.Future[T]], *call_and_args: Any) -> T:
         """Start the call again, after a short random pause, when the server said
@@ -120,3 +126,18 @@ class Database:
 def _on_connection(engine: Engine, call: Callable[[Connection, *Args], T], *args: *Args) -> T:
     with engine.connect() as connection:
         return call(connection, *args)
+
+
+def _in_transaction(engine: Engine, call: Callable[[Connection, *Args], T], *args: *Args) -> T:
+    # The engine autocommits, so this transaction is opened and ended by hand.
+    with engine.connect() as connection:
+        connection.exec_driver_sql("BEGIN")
+        try:
+            result = call(connection, *args)
+        except BaseException:
+            # Should the connection itself have failed, its own error stands.
+            with contextlib.suppress(DBAPIError):
+                connection.exec_driver_sql("ROLLBACK")
+            raise
+        connection.exec_driver_sql("COMMIT")
+        return result

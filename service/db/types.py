@@ -65,32 +65,23 @@ class UTCText(sa.TypeDecorator[str]):
     def column_expression(self, column: Any) -> Any:
         return _UTCTextOf(column)
 
-
-class _UTCTextRead(sa.TypeDecorator[str]):
-    """The text `_UTCTextOf` reads, put in the form shown where the database did not."""
-
-    impl = sa.String
-    cache_ok = True
-
-    def result_processor(
-        self, dialect: Dialect, coltype: object
-    ) -> Callable[[str | None], str | None] | None:
+    @staticmethod
+    def from_driver(dialect: Dialect) -> Callable[[str], str] | None:
+        """What turns the value the driver returns into the form shown; None: nothing."""
         return _utc_text_from_postgresql if dialect.name == "postgresql" else None
 
 
-def _utc_text_from_postgresql(value: str | None) -> str | None:
+def _utc_text_from_postgresql(value: str) -> str:
     """`2026-01-31 12:00:00.12` (PostgreSQL leaves out trailing zeros of the
     fraction, and the point when all six are) as `2026-01-31T12:00:00.120000Z`."""
-    if value is None:
-        return None
     if len(value) == 26:
-        return f"{value[:10]}T{value[11:]}Z"
+        return value.replace(" ", "T", 1) + "Z"
     whole, _, fraction = value.partition(".")
     return f"{whole[:10]}T{whole[11:]}.{fraction:0<6}Z"
 
 
 class _UTCTextOf(sa.sql.functions.FunctionElement[str]):
-    type = _UTCTextRead()
+    type = sa.String()
     inherit_cache = True
 
 
@@ -204,21 +195,21 @@ class DecimalAsFloat(sa.TypeDecorator[float]):
     def column_expression(self, column: Any) -> Any:
         return _FloatOf(column)
 
-
-def _float_from_text(value: str | None) -> float | None:
-    return None if value is None else float(value)
+    @staticmethod
+    def from_driver(dialect: Dialect) -> Callable[[str], float] | None:
+        """What turns the value the driver returns into the form shown; None: nothing."""
+        return float if dialect.name == "postgresql" else None
 
 
 class _DriverFloat(sa.TypeDecorator[float]):
-    """A float that the driver returns as one, or (PostgreSQL) as its text."""
+    """As the driver returns it: SQLAlchemy converts nothing per value (where
+    Python must, `from_driver` says so, and the repository does it)."""
 
     impl = sa.Float
     cache_ok = True
 
-    def result_processor(
-        self, dialect: Dialect, coltype: object
-    ) -> Callable[[str | None], float | None] | None:
-        return _float_from_text if dialect.name == "postgresql" else None
+    def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        return None
 
 
 class _FloatOf(sa.sql.functions.FunctionElement[float]):
@@ -245,19 +236,21 @@ def _float_sqlite(element: _FloatOf, compiler: SQLCompiler, **kw: Any) -> str:
 @dataclass(frozen=True)
 class ReadForm:
     """How responses show a column: `type` has the database convert it as rows are
-    read, and `shown` converts a value the service holds (one it has just written)
-    to the same form."""
+    read, `from_driver` says what Python must still do to the value the driver
+    returns on a dialect (None: nothing), and `shown` converts a value the
+    service holds (one it has just written) to the same form."""
 
     type: sa.types.TypeEngine[Any]
     shown: Callable[[Any], Any]
+    from_driver: Callable[[Dialect], Callable[[Any], Any] | None] = lambda _dialect: None
 
 
 def read_form(column_type: sa.types.TypeEngine[Any]) -> ReadForm | None:
     """The form responses show a column of this type in; None: as the driver returns it."""
     if isinstance(column_type, UTCDateTime):
-        return ReadForm(UTCText(), utc_text)
+        return ReadForm(UTCText(), utc_text, UTCText.from_driver)
     if isinstance(column_type, ExactString):
         return ReadForm(ExactText(), str)
     if isinstance(column_type, sa.Numeric) and not isinstance(column_type, sa.Float):
-        return ReadForm(DecimalAsFloat(), float)
+        return ReadForm(DecimalAsFloat(), float, DecimalAsFloat.from_driver)
     return None

@@ -4,7 +4,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.model import TABLE_OPTIONS, Base, utcnow
+from service.db.model import TABLE_OPTIONS, TEXT_OPTIONS, Base, utcnow
 from service.db.types import ExactString, UTCDateTime
 
 NAME_LENGTH = 255
@@ -37,3 +37,21 @@ class Item(Base):
     sku: Mapped[str | None] = mapped_column(ExactString(SKU_LENGTH), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ItemNameTrigram(Base):
+    """The trigrams of each item's `name_folded`, so that `q` is answered from an
+    index where the backend has none of its own (`service.db.search`); empty
+    on PostgreSQL, where pg_trgm answers it."""
+
+    __tablename__ = "item_name_trigrams"
+    __table_args__ = (
+        sa.Index("ix_item_name_trigrams_item_id", "item_id"),
+        # Stored in (trigram, item_id) order, as searches walk it.
+        TEXT_OPTIONS | {"sqlite_with_rowid": False},
+    )
+
+    trigram: Mapped[str] = mapped_column(ExactString(3), primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )

@@ -5,11 +5,13 @@ from typing import cast
 import sqlalchemy as sa
 
 from service.db.repository import Filter, Repository, Row
+from service.db.search import TrigramIndex
 from service.errors import Answer, ConstraintAnswers
-from service.items.models import Item, fold_case
+from service.items.models import Item, ItemNameTrigram, fold_case
 from service.items.schemas import ItemRead
 
 items = cast(sa.Table, Item.__table__)
+name_trigrams = cast(sa.Table, ItemNameTrigram.__table__)
 
 
 def _contains(text: str) -> str:
@@ -35,6 +37,7 @@ ITEMS = Repository(
         "max_price": Filter(items.c.price <= sa.bindparam("max_price")),
     },
     stored=_with_folded_name,
+    search=TrigramIndex(name_trigrams, items.c.name_folded, field="q", searched=fold_case),
 )
 
 ANSWERS: ConstraintAnswers = {

@@ -34,6 +34,9 @@ class Capabilities:
     one_writer_thread: bool
     # Reads by key run on the event loop itself, not on a worker thread.
     short_reads_on_loop: bool
+    # An index of its own answers `LIKE '%text%'` (PostgreSQL's pg_trgm); else
+    # a resource's trigram table does (`service.db.search`).
+    substring_index: bool = False
 
 
 class ErrorKind(enum.Enum):
@@ -149,6 +152,7 @@ class NetworkBackend(Backend):
     # A network database spends most of a call answering, so 40 threads keep it busy.
     default_pool_size = 40
     update_returning = False
+    substring_index = False
 
     @property
     def capabilities(self) -> Capabilities:
@@ -158,6 +162,7 @@ class NetworkBackend(Backend):
             one_writer_thread=False,
             # Waiting for the network on the event loop would stall every other request.
             short_reads_on_loop=False,
+            substring_index=self.substring_index,
         )
 
     # Whether a server that cannot serve takes down every pooled connection

@@ -35,6 +35,8 @@ _MIGRATION_LOCK_KEY = 7242017
 class PostgreSQL(NetworkBackend):
     driver_extra = "postgres"
     update_returning = True
+    # pg_trgm, made by revision 0007.
+    substring_index = True
 
     def engine_options(self) -> dict[str, Any]:
         return self.pool_options() | {

@@ -1,0 +1,66 @@
+"""The trigrams of each item's folded name, so that `q` is answered from an index
+on SQLite and MySQL/MariaDB as pg_trgm answers it on PostgreSQL (revision 0007).
+
+For every position of `name_folded`, the three characters starting there
+(padded at the end); the service keeps them in the same transaction as the
+item. This revision builds them for the items already stored. On PostgreSQL
+the table stays empty: pg_trgm serves `q` there.
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-11-29
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from alembic import op
+from service.db.search import trigrams
+from service.db.types import ExactString
+
+revision: str = "0009"
+down_revision: str | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+BATCH = 1000
+
+
+def upgrade() -> None:
+    table = op.create_table(
+        "item_name_trigrams",
+        sa.Column("trigram", ExactString(3), nullable=False),
+        sa.Column("item_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["item_id"],
+            ["items.id"],
+            name=op.f("fk_item_name_trigrams_item_id_items"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("trigram", "item_id", name=op.f("pk_item_name_trigrams")),
+        sqlite_with_rowid=False,
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
+    )
+    op.create_index("ix_item_name_trigrams_item_id", "item_name_trigrams", ["item_id"])
+    connection = op.get_bind()
+    if connection.dialect.name == "postgresql":
+        return
+    items = sa.table("items", sa.column("id", sa.Integer()), sa.column("name_folded"))
+    after = 0
+    while rows := connection.execute(
+        sa.select(items.c.id, items.c.name_folded)
+        .where(items.c.id > after)
+        .order_by(items.c.id)
+        .limit(BATCH)
+    ).all():
+        connection.execute(
+            sa.insert(table),
+            [{"trigram": t, "item_id": item_id} for item_id, name in rows for t in trigrams(name)],
+        )
+        after = rows[-1][0]
+
+
+def downgrade() -> None:
+    op.drop_table("item_name_trigrams")

@@ -1,0 +1,123 @@
+"""Substring search answered from an index, where the backend has none of its own.
+
+`LIKE '%text%'` can use no B-tree index: each such search reads the whole
+table. PostgreSQL has pg_trgm for it; SQLite and MySQL/MariaDB get a table of
+trigrams instead, kept in the same transaction as the rows they index: for
+every position of the searched column, the three characters starting there
+(padded at the end). A row holding the text holds every trigram of it, so a
+search walks the rows of the text's rarest trigram, in key order, and checks
+each with the exact `LIKE`: the same rows, in the same order, as a scan, read
+from a few index entries instead of the table. Text of one or two characters
+is a prefix of trigrams: the rows of a short text are those whose trigrams
+start with it; a short text found in many rows is left to the scan, which
+meets matches soon, in key order.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+# Pads the trigrams at the end of a text, so that every position starts one.
+# Any character does: a padded trigram can only add rows the exact check drops.
+PAD = "\x01"
+# A trigram with more rows than this counts as common; its rows are not counted further.
+COMMON = 5000
+# How many of a long text's trigrams are counted to find the rarest.
+TRIGRAMS_COUNTED = 8
+
+
+def trigrams(text: str) -> set[str]:
+    """Every trigram a text holds, one starting at each of its positions."""
+    return {text[start : start + 3].ljust(3, PAD) for start in range(len(text))}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one search reads its rows: through the rows of one trigram
+    (`trigram`), through those of every trigram in a range that starts with a
+    short text (`low` to `high`), or by the scan (neither)."""
+
+    trigram: str | None = None
+    low: str | None = None
+    high: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "trigram" if self.trigram else "prefix" if self.low else "scan"
+
+
+class TrigramIndex:
+    """The table of `(trigram, key)` rows that indexes `column` for the query
+    field `field`, whose value `searched` turns into the text looked for."""
+
+    def __init__(
+        self, table: sa.Table, column: sa.Column[str], *, field: str, searched: Callable[[str], str]
+    ) -> None:
+        self.table = table
+        self.column = column
+        self.field = field
+        self.searched = searched
+        (self.key,) = (column for column in table.c if column.foreign_keys)
+        self.trigram = table.c.trigram
+        # Built once, like the repository's statements.
+        self._delete = sa.delete(table).where(self.key == sa.bindparam("_key"))
+        self._insert = sa.insert(table)
+        self._count_range = _capped_count(
+            sa.and_(self.trigram >= sa.bindparam("low"), self.trigram < sa.bindparam("high"))
+        )
+        # Up to TRIGRAMS_COUNTED counts in one statement, each row (n, count).
+        self._counts = [
+            sa.union_all(
+                *(_capped_count(self.trigram == sa.bindparam(f"t{n}"), n) for n in range(count))
+            )
+            for count in range(1, TRIGRAMS_COUNTED + 1)
+        ]
+
+    def write(self, connection: Connection, key: int, text: str, *, replacing: bool) -> None:
+        """Index `text` as the row `key` holds it, in the caller's transaction."""
+        if replacing:
+            connection.execute(self._delete, {"_key": key})
+        rows = [{"trigram": trigram, self.key.key: key} for trigram in trigrams(text)]
+        if rows:
+            connection.execute(self._insert, rows)
+
+    def plan(self, connection: Connection, text: str) -> Plan:
+        if not text:  # every row holds it
+            return Plan()
+        if len(text) >= 3:
+            return Plan(trigram=self._rarest(connection, text))
+        high = _after_every_extension_of(text)
+        if high is None:
+            return Plan()
+        _, counted = connection.execute(self._count_range, {"low": text, "high": high}).one()
+        return Plan() if counted >= COMMON else Plan(low=text, high=high)
+
+    def _rarest(self, connection: Connection, text: str) -> str:
+        inside = sorted({text[start : start + 3] for start in range(len(text) - 2)})
+        # Spread over the text: its rarest trigram is most likely among them.
+        counted = inside[:: max(1, len(inside) // TRIGRAMS_COUNTED)][:TRIGRAMS_COUNTED]
+        statement = self._counts[len(counted) - 1]
+        parameters = {f"t{n}": trigram for n, trigram in enumerate(counted)}
+        counts: dict[int, int] = dict(connection.execute(statement, parameters).all())
+        return counted[min(counts, key=counts.__getitem__)]
+
+
+def _capped_count(condition: sa.ColumnElement[bool], number: int = 0) -> sa.Select[Any]:
+    """`(number, the rows that meet condition)`, counted up to COMMON: past
+    that, all alike."""
+    rows = sa.select(sa.literal(1)).where(condition).limit(COMMON).subquery()
+    number_column: sa.ColumnElement[Any] = sa.literal_column(str(number))
+    return sa.select(number_column, sa.func.count()).select_from(rows)
+
+
+def _after_every_extension_of(text: str) -> str | None:
+    """The least text above every text that starts with `text`, in code point
+    order (which is UTF-8's byte order, the order SQLite's and MySQL's binary
+    comparisons use); None if there is none."""
+    last = ord(text[-1]) + 1
+    if 0xD800 <= last <= 0xDFFF:  # surrogates are no characters
+        last = 0xE000
+    return None if last > 0x10FFFF else text[:-1] + chr(last)

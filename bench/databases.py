@@ -121,7 +121,10 @@ def seed(url: str, count: int) -> None:
     them (`service.db.search`), as the service would."""
     engine = engine_for(url)
     insert = sa.insert(Item.__table__)
-    with_trigrams = not backend_for(engine.url, Settings()).capabilities.substring_index
+    # Not in the schema of an earlier version (`bench.side_by_side --baseline`).
+    with_trigrams = sa.inspect(engine).has_table(ItemNameTrigram.__tablename__) and not (
+        backend_for(engine.url, Settings()).capabilities.substring_index
+    )
     now = datetime.now(UTC)
     try:
         for start in range(0, count, BATCH):

@@ -4,6 +4,7 @@ deletes, for texts of any length; on every backend."""
 
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -92,4 +93,22 @@ def test_many_items_sharing_every_trigram_are_still_found_exactly(
     for name in names:
         create(name=name)
     for q in ("lamp blue", "blue lamp", "mp bl", "p b", "e l"):
+        assert found(client, q) == by_reading_every_name(names, q), q
+
+
+def test_renames_and_creates_at_once_leave_every_name_found(
+    client: TestClient, create: Create
+) -> None:
+    items = [create(name=f"Start {n}") for n in range(12)]
+
+    def rename(n: int) -> None:
+        for round_number in range(5):
+            item = items[n % len(items)]
+            client.patch(f"/items/{item['id']}", json={"name": f"Round {round_number} Ψ{n}"})
+            create(name=f"New {n} {round_number}")
+
+    with ThreadPoolExecutor(8) as clients:
+        list(clients.map(rename, range(24)))
+    names = [item["name"] for item in client.get("/items/", params={"limit": 1000}).json()]
+    for q in ("start", "round", "round 4", "ψ", "ψ1", "new", "new 2", "Ψ23", "s", "0 ψ"):
         assert found(client, q) == by_reading_every_name(names, q), q

@@ -31,19 +31,12 @@ def upgrade() -> None:
     table = op.create_table(
         "item_name_trigrams",
         sa.Column("trigram", ExactString(3), nullable=False),
-        sa.Column("item_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["item_id"],
-            ["items.id"],
-            name=op.f("fk_item_name_trigrams_item_id_items"),
-            ondelete="CASCADE",
-        ),
+        sa.Column("item_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.PrimaryKeyConstraint("trigram", "item_id", name=op.f("pk_item_name_trigrams")),
         sqlite_with_rowid=False,
         mysql_charset="utf8mb4",
         mysql_collate="utf8mb4_bin",
     )
-    op.create_index("ix_item_name_trigrams_item_id", "item_name_trigrams", ["item_id"])
     connection = op.get_bind()
     if connection.dialect.name == "postgresql":
         return

@@ -99,6 +99,12 @@ class Repository:
         self._update_returning = self._update.returning(*self._read_columns(table))
         self._delete = sa.delete(table).where(self._id == sa.bindparam("_key"))
         self._pages: dict[tuple[frozenset[str], bool, str], sa.Select[Any]] = {}
+        # The indexed text, read and locked before a write changes it.
+        self._select_indexed = (
+            None
+            if search is None
+            else sa.select(search.column).where(self._id == sa.bindparam("_key")).with_for_update()
+        )
 
     # What routes call.
 
@@ -147,9 +153,11 @@ class Repository:
         return row
 
     async def delete(self, database: Database, key: int) -> None:
+        index = self._index(database)
         deleted = 0 < key <= MAX_ID and await self._write(
-            database, {self._id.key: key}, True, self.delete_row, key
-        )
+            database, {self._id.key: key}, True, self.delete_row, key, index,
+            atomic=index is not None,
+        )  # fmt: skip
         if not deleted:
             raise RowNotFound(self.not_found)
 
@@ -203,7 +211,7 @@ class Repository:
         stored = self._storing(written)
         (key,) = connection.execute(self._insert, stored).inserted_primary_key  # type: ignore[misc]
         if index is not None:
-            index.write(connection, key, stored[index.column.key], replacing=False)
+            index.write(connection, key, stored[index.column.key])
         return self._as_shown({self._id.key: key} | written)
 
     def update_returning(
@@ -211,10 +219,11 @@ class Repository:
     ) -> Row | None:
         """Update and return the row as stored, in one statement; None if there is no row."""
         parameters = self._updating(key, changes)
+        indexed = self._indexed_text(connection, key, parameters, index)
         row = connection.execute(self._update_returning, parameters).first()
         if row is None:
             return None
-        self._reindex(connection, key, parameters, index)
+        self._reindex(connection, key, parameters, index, indexed)
         (read,) = self._as_read([row], connection.dialect)
         return read
 
@@ -223,14 +232,21 @@ class Repository:
     ) -> bool:
         """Update without reading the row back; False if there is no row."""
         parameters = self._updating(key, changes)
+        indexed = self._indexed_text(connection, key, parameters, index)
         # Rows matched, on MySQL too: SQLAlchemy connects with CLIENT_FOUND_ROWS.
         found = connection.execute(self._update, parameters).rowcount > 0
         if found:
-            self._reindex(connection, key, parameters, index)
+            self._reindex(connection, key, parameters, index, indexed)
         return found
 
-    def delete_row(self, connection: Connection, key: int) -> bool:
-        return connection.execute(self._delete, {"_key": key}).rowcount > 0
+    def delete_row(
+        self, connection: Connection, key: int, index: TrigramIndex | None = None
+    ) -> bool:
+        indexed = self._indexed_text(connection, key, None, index)
+        deleted = connection.execute(self._delete, {"_key": key}).rowcount > 0
+        if deleted and index is not None and indexed is not None:
+            index.write(connection, key, "", indexed)
+        return deleted
 
     def _index(self, database: Database) -> TrigramIndex | None:
         return self.index_for(database.capabilities)
@@ -241,12 +257,27 @@ class Repository:
 
     # The parts.
 
+    def _indexed_text(
+        self, connection: Connection, key: int, parameters: Row | None, index: TrigramIndex | None
+    ) -> str | None:
+        """The indexed text the row holds now, read (and locked, where the server
+        can) before a write that changes it (`parameters` None: a delete)."""
+        if index is None or (parameters is not None and index.column.key not in parameters):
+            return None
+        assert self._select_indexed is not None
+        text: str | None = connection.execute(self._select_indexed, {"_key": key}).scalar()
+        return text
+
     @staticmethod
     def _reindex(
-        connection: Connection, key: int, parameters: Row, index: TrigramIndex | None
+        connection: Connection,
+        key: int,
+        parameters: Row,
+        index: TrigramIndex | None,
+        indexed: str | None,
     ) -> None:
-        if index is not None and index.column.key in parameters:
-            index.write(connection, key, parameters[index.column.key], replacing=True)
+        if index is not None and indexed is not None and index.column.key in parameters:
+            index.write(connection, key, parameters[index.column.key], indexed)
 
     async def _get(self, database: Database, key: int) -> Row | None:
         if not 0 < key <= MAX_ID:

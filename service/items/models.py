@@ -45,13 +45,9 @@ class ItemNameTrigram(Base):
     on PostgreSQL, where pg_trgm answers it."""
 
     __tablename__ = "item_name_trigrams"
-    __table_args__ = (
-        sa.Index("ix_item_name_trigrams_item_id", "item_id"),
-        # Stored in (trigram, item_id) order, as searches walk it.
-        TEXT_OPTIONS | {"sqlite_with_rowid": False},
-    )
+    # Stored in (trigram, item_id) order, as searches walk it. No foreign key:
+    # the repository keeps the rows in step with the item's name.
+    __table_args__ = (TEXT_OPTIONS | {"sqlite_with_rowid": False},)
 
     trigram: Mapped[str] = mapped_column(ExactString(3), primary_key=True)
-    item_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
-    )
+    item_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)

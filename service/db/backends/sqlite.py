@@ -112,8 +112,15 @@ class SQLiteFile(SQLite):
         }
 
     def prepare(self, engine: Engine) -> None:
-        # WAL lets readers work while one writer commits.
-        _on_connect(engine, "PRAGMA foreign_keys = ON", "PRAGMA journal_mode = WAL")
+        # WAL lets readers work while one writer commits. Each write of a group
+        # has a savepoint, whose journal of the pages it changes is kept in
+        # memory rather than written to a temporary file.
+        _on_connect(
+            engine,
+            "PRAGMA foreign_keys = ON",
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA temp_store = MEMORY",
+        )
 
 
 class SQLiteMemory(SQLite):

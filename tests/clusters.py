@@ -83,7 +83,34 @@ def _query(url: str, sql: str) -> list[tuple[Any, ...]]:
         engine.dispose()
 
 
-class GaleraCluster:
+class _Started:
+    """A context manager that starts something and, whatever happens, removes it:
+    `__exit__` as well as a start that fails halfway."""
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def _remove(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self._start()
+        except BaseException:
+            self._remove()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._remove()
+
+
+class GaleraCluster(_Started):
     """MariaDB Galera nodes replicating each other, behind a round-robin HAProxy.
 
     The first node bootstraps the cluster; the others join it by rsync SST.
@@ -115,29 +142,16 @@ class GaleraCluster:
         self.node_urls = [f"mysql+mysqldb://root@127.0.0.1:{port}/mysql" for port in self.sql_ports]
         self.balancer_url = f"mysql+mysqldb://root@127.0.0.1:{self.balancer_port}/mysql"
 
-    def __enter__(self) -> Self:
-        try:
-            self._chown(self.directory)
-            self._write_configuration()
-            for node in range(len(self.processes)):
-                self._launch(node, bootstrap=node == 0)
-                self._wait_until_synced(node)
-                if node == 0:
-                    # For HAProxy's health check; replicates to the nodes still to come.
-                    _query(self.node_urls[0], "CREATE USER haproxy@'127.0.0.1'")
-            self._start_haproxy()
-        except BaseException:
-            self._remove()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._remove()
+    def _start(self) -> None:
+        self._chown(self.directory)
+        self._write_configuration()
+        for node in range(len(self.processes)):
+            self._launch(node, bootstrap=node == 0)
+            self._wait_until_synced(node)
+            if node == 0:
+                # For HAProxy's health check; replicates to the nodes still to come.
+                _query(self.node_urls[0], "CREATE USER haproxy@'127.0.0.1'")
+        self._start_haproxy()
 
     def _remove(self) -> None:
         for process in [self.haproxy, *self.processes]:
@@ -361,7 +375,7 @@ listen galera
                 engine.dispose()
 
 
-class PostgresPair:
+class PostgresPair(_Started):
     """A PostgreSQL primary with a synchronous streaming standby.
 
     The primary is a PrivatePostgres; the standby a pg_basebackup of it on its
@@ -383,43 +397,28 @@ class PostgresPair:
         )
         self.standby_data = self.primary.directory / "standby"
 
-    def __enter__(self) -> Self:
-        try:
-            # PostgreSQL 15's defaults already stream: wal_level=replica,
-            # max_wal_senders=10, hot_standby=on; and initdb -A trust lets
-            # 127.0.0.1 connect for replication.
-            self.primary.start()
-            self.primary._run(
-                "pg_basebackup", "-D", str(self.standby_data), "-R", "-c", "fast",
-                "-d", f"host=127.0.0.1 port={self.primary.port} user=postgres "
-                      f"application_name={STANDBY_NAME}",
-            )  # fmt: skip
-            options = (
-                f"-p {self.standby_port} -k {self.primary.directory} -c listen_addresses=127.0.0.1"
-            )
-            self.primary._run(
-                "pg_ctl", "-D", str(self.standby_data), "-l", str(self.standby_data / "log"),
-                "-o", options, "-w", "start",
-            )  # fmt: skip
-            _wait_until_connectable(self.standby_url)
-            # Set only now, so that the base backup did not copy it to the standby.
-            _query(
-                self.primary_url, f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'"
-            )
-            _query(self.primary_url, "SELECT pg_reload_conf()")
-            _wait_for(f"{STANDBY_NAME} is a synchronous standby", self._standby_is_sync, 30)
-        except BaseException:
-            self._remove()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._remove()
+    def _start(self) -> None:
+        # PostgreSQL 15's defaults already stream: wal_level=replica,
+        # max_wal_senders=10, hot_standby=on; and initdb -A trust lets
+        # 127.0.0.1 connect for replication.
+        self.primary.start()
+        self.primary._run(
+            "pg_basebackup", "-D", str(self.standby_data), "-R", "-c", "fast",
+            "-d", f"host=127.0.0.1 port={self.primary.port} user=postgres "
+                  f"application_name={STANDBY_NAME}",
+        )  # fmt: skip
+        options = (
+            f"-p {self.standby_port} -k {self.primary.directory} -c listen_addresses=127.0.0.1"
+        )
+        self.primary._run(
+            "pg_ctl", "-D", str(self.standby_data), "-l", str(self.standby_data / "log"),
+            "-o", options, "-w", "start",
+        )  # fmt: skip
+        _wait_until_connectable(self.standby_url)
+        # Set only now, so that the base backup did not copy it to the standby.
+        _query(self.primary_url, f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'")
+        _query(self.primary_url, "SELECT pg_reload_conf()")
+        _wait_for(f"{STANDBY_NAME} is a synchronous standby", self._standby_is_sync, 30)
 
     def _remove(self) -> None:
         subprocess.run(
@@ -459,7 +458,7 @@ class PostgresPair:
         return time.monotonic() - started
 
 
-class PgBouncer:
+class PgBouncer(_Started):
     """PgBouncer in transaction pooling mode, forwarding any database name to one server.
 
     `url` names the `postgres` database. User `postgres` may also use the admin
@@ -481,19 +480,18 @@ class PgBouncer:
         self.directory = Path(tempfile.mkdtemp(prefix="items-pgbouncer-"))
         self.process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> Self:
-        try:
-            if self.as_user:
-                shutil.chown(self.directory, "postgres", "postgres")
-            (self.directory / "userlist.txt").write_text('"postgres" ""\n')
-            # postgres logs in without a password, as on the server; other
-            # accounts with the password `allow` gives PgBouncer.
-            (self.directory / "hba.conf").write_text(
-                "host all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 md5\n"
-            )
-            configuration = self.directory / "pgbouncer.ini"
-            configuration.write_text(
-                f"""[databases]
+    def _start(self) -> None:
+        if self.as_user:
+            shutil.chown(self.directory, "postgres", "postgres")
+        (self.directory / "userlist.txt").write_text('"postgres" ""\n')
+        # postgres logs in without a password, as on the server; other
+        # accounts with the password `allow` gives PgBouncer.
+        (self.directory / "hba.conf").write_text(
+            "host all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 md5\n"
+        )
+        configuration = self.directory / "pgbouncer.ini"
+        configuration.write_text(
+            f"""[databases]
 * = host={self.server_host} port={self.server_port}
 
 [pgbouncer]
@@ -511,26 +509,14 @@ ignore_startup_parameters = extra_float_digits,options
 logfile = {self.directory / "pgbouncer.log"}
 pidfile = {self.directory / "pgbouncer.pid"}
 """
-            )
-            self.process = subprocess.Popen(
-                [*self.as_user, self.pgbouncer, str(configuration)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            _wait_until_connectable(self.url)
-        except BaseException:
-            self._remove()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._remove()
+        )
+        self.process = subprocess.Popen(
+            [*self.as_user, self.pgbouncer, str(configuration)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        _wait_until_connectable(self.url)
 
     def allow(self, user: str, password: str) -> None:
         """Let an account the server has log in through PgBouncer, with its password."""

@@ -1,5 +1,5 @@
-"""PostgreSQL: a primary that accepts writes, no pooler in the way of migrations' lock,
-UTF8, pg_trgm, privileges, and connections within the server's limits."""
+"""PostgreSQL: a primary that accepts writes, whether a pooler is in the way, UTF8,
+pg_trgm, privileges, and connections within the server's limits."""
 
 from typing import Any, cast
 

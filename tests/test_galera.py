@@ -210,6 +210,7 @@ def test_a_node_lost_under_load_loses_no_acknowledged_write(tmp_path: Path) -> N
         f"{load.slowest():.2f} s; {len(load.created)} "
         f"acknowledged creates checked on the survivors; rejoined in {rejoin:.1f} s"
     )
+    print(output[0])  # the service's log (no access log): shown if an assertion fails
     assert set(before) | set(after) <= {200, 201, 503}, (before, after)
     assert all(retry_after for *_, status, retry_after in failures)
     # Commits wait while the cluster evicts the dead node (evs.suspect_timeout,

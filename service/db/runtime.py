@@ -135,9 +135,12 @@ def _in_transaction(engine: Engine, call: Callable[[Connection, *Args], T], *arg
         try:
             result = call(connection, *args)
         except BaseException:
-            # Should the connection itself have failed, its own error stands.
-            with contextlib.suppress(DBAPIError):
-                connection.exec_driver_sql("ROLLBACK")
+            # A connection lost mid-call took its transaction with it (the
+            # server rolls back what a lost connection left open); on one still
+            # here, should the rollback fail too, the call's own error stands.
+            if not connection.invalidated:
+                with contextlib.suppress(DBAPIError):
+                    connection.exec_driver_sql("ROLLBACK")
             raise
         connection.exec_driver_sql("COMMIT")
         return result

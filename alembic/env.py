@@ -22,7 +22,7 @@ target_metadata = metadata
 # Indexes that exist on one backend only (made by their revision), and the
 # Galera migration lock's table (made by the lock): not in the models, so
 # left out when models and schema are compared.
-BACKEND_ONLY_INDEXES = {"ix_items_name_folded_trgm"}
+BACKEND_ONLY_INDEXES = {"ix_items_name_folded_trgm", "ix_items_name_folded_grams"}
 
 
 def include_object(

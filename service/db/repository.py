@@ -37,10 +37,12 @@ T = TypeVar("T")
 class Filter:
     """A condition a list can have. Its bound parameter is named like the query
     field it comes from; `prepare`, if given, turns the field's value into the
-    parameter's."""
+    parameter's; `more`, if given, into the values of the other parameters the
+    condition binds, by name."""
 
     condition: sa.ColumnElement[bool]
     prepare: Callable[[Any], Any] | None = None
+    more: Callable[[Any], Row] | None = None
 
 
 class PageQuery(Protocol):
@@ -190,11 +192,15 @@ class Repository:
         self, engine: Engine, query: PageQuery, index: TrigramIndex | None = None
     ) -> list[Row]:
         parameters: Row = {"limit": query.limit}
+        used = []
         for name, filter_ in self._filters.items():
             value = getattr(query, name)
             if value is not None:
+                used.append(name)
                 parameters[name] = value if filter_.prepare is None else filter_.prepare(value)
-        filters = frozenset(parameters.keys() - {"limit"})
+                if filter_.more is not None:
+                    parameters |= filter_.more(value)
+        filters = frozenset(used)
         skip: int = getattr(query, "skip", 0)
         if skip:
             parameters["skip"] = skip

@@ -1,7 +1,9 @@
 """Substring search answered from an index, where the backend has none of its own.
 
 `LIKE '%text%'` can use no B-tree index: each such search reads the whole
-table. PostgreSQL has pg_trgm for it; SQLite and MySQL/MariaDB get a table of
+table. PostgreSQL has pg_trgm for it, for texts of three characters or more;
+for shorter ones, a GIN index of each text's characters and pairs of
+characters (`ShortTextIndexed`). SQLite and MySQL/MariaDB get a table of
 trigrams instead, kept in the same transaction as the rows they index: for
 every position of the searched column, the three characters starting there
 (padded at the end). A row holding the text holds every trigram of it, so a
@@ -19,6 +21,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 # Pads the trigrams at the end of a text, so that every position starts one.
 # Any character does: a padded trigram can only add rows the exact check drops.
@@ -140,3 +146,42 @@ def _after_every_extension_of(text: str) -> str | None:
     if 0xD800 <= last <= 0xDFFF:  # surrogates are no characters
         last = 0xE000
     return None if last > 0x10FFFF else text[:-1] + chr(last)
+
+
+class ShortTextIndexed(FunctionElement[bool]):
+    """`ShortTextIndexed(column, text)`: on PostgreSQL, where `text` has one or
+    two characters, that `column` holds it by the index of its characters and
+    pairs of characters (`grams_function(column) @> ARRAY[text]`), a condition
+    the planner can answer from that index; pg_trgm has no trigram to look up
+    for such a text. Any other text, and on other backends: true. Only narrows
+    what the exact match beside it checks.
+
+    The text reaches the server as a literal (psycopg2 binds on the client), so
+    the planner folds the length test away and sees the indexed expression."""
+
+    type = sa.Boolean()
+    name = "short_text_indexed"
+    inherit_cache = True
+    # The function's name is part of the statement, so of its cache key.
+    _traverse_internals = [
+        *FunctionElement._traverse_internals,
+        ("grams_function", InternalTraversal.dp_string),
+    ]
+
+    def __init__(self, column: sa.ColumnElement[str], text: sa.BindParameter[str], grams: str):
+        super().__init__(column, text)
+        self.grams_function = grams
+
+
+@compiles(ShortTextIndexed)
+def _anywhere(element: ShortTextIndexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return "1 = 1"
+
+
+@compiles(ShortTextIndexed, "postgresql")
+def _on_postgresql(element: ShortTextIndexed, compiler: SQLCompiler, **kw: Any) -> str:
+    column, text = (compiler.process(clause, **kw) for clause in element.clauses)
+    return (
+        f"(char_length({text}) NOT IN (1, 2)"
+        f" OR {element.grams_function}({column}) @> ARRAY[{text}]::text[])"
+    )

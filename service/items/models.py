@@ -12,6 +12,9 @@ DESCRIPTION_LENGTH = 2000
 SKU_LENGTH = 64
 # str.casefold() turns one character into at most three ("ﬃ" -> "ffi").
 NAME_FOLDED_LENGTH = 3 * NAME_LENGTH
+# On PostgreSQL, the function whose GIN index finds a name's one- and
+# two-character texts (revision 0009; `service.db.search.ShortTextIndexed`).
+NAME_GRAMS = "item_name_grams"
 
 
 def fold_case(text: str) -> str:
@@ -42,7 +45,7 @@ class Item(Base):
 class ItemNameTrigram(Base):
     """The trigrams of each item's `name_folded`, so that `q` is answered from an
     index where the backend has none of its own (`service.db.search`); empty
-    on PostgreSQL, where pg_trgm answers it."""
+    on PostgreSQL, where pg_trgm and the index on `NAME_GRAMS` answer it."""
 
     __tablename__ = "item_name_trigrams"
     # Stored in (trigram, item_id) order, as searches walk it. No foreign key:

@@ -5,9 +5,9 @@ from typing import cast
 import sqlalchemy as sa
 
 from service.db.repository import Filter, Repository, Row
-from service.db.search import TrigramIndex
+from service.db.search import ShortTextIndexed, TrigramIndex
 from service.errors import Answer, ConstraintAnswers
-from service.items.models import Item, ItemNameTrigram, fold_case
+from service.items.models import NAME_GRAMS, Item, ItemNameTrigram, fold_case
 from service.items.schemas import ItemRead
 
 items = cast(sa.Table, Item.__table__)
@@ -32,7 +32,14 @@ ITEMS = Repository(
     ItemRead,
     not_found="Item not found",
     filters={
-        "q": Filter(items.c.name_folded.like(sa.bindparam("q"), escape="/"), prepare=_contains),
+        "q": Filter(
+            sa.and_(
+                items.c.name_folded.like(sa.bindparam("q"), escape="/"),
+                ShortTextIndexed(items.c.name_folded, sa.bindparam("q_folded"), NAME_GRAMS),
+            ),
+            prepare=_contains,
+            more=lambda text: {"q_folded": fold_case(text)},
+        ),
         "min_price": Filter(items.c.price >= sa.bindparam("min_price")),
         "max_price": Filter(items.c.price <= sa.bindparam("max_price")),
     },

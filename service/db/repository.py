@@ -208,7 +208,12 @@ class Repository:
             plan = Plan()
             if index is not None and (searched := getattr(query, index.field)) is not None:
                 plan = index.plan(connection, index.searched(searched))
-                parameters |= {"trigram": plan.trigram, "low": plan.low, "high": plan.high}
+                parameters |= {
+                    "trigram": plan.trigram,
+                    "also": plan.also,
+                    "low": plan.low,
+                    "high": plan.high,
+                }
             statement = self._page_statement(filters, skip > 0, plan.kind)
             rows = connection.execute(statement, parameters).all()
         return self._as_read(rows, engine.dialect)
@@ -335,10 +340,19 @@ class Repository:
         if plan != "scan":
             assert self._search is not None
             index = self._search
-            if plan == "trigram":
+            if plan in ("trigram", "trigrams"):
                 # Walk the trigram's rows in key order; stop at the page's end.
-                source = index.table.join(self.table, index.key == self._id)
+                source, key = index.table, index.key
                 conditions.append(index.trigram == sa.bindparam("trigram"))
+                if plan == "trigrams":
+                    # Only the rows that hold the second trigram too: a primary-key
+                    # lookup each, cheaper than reading the row to check it. The
+                    # row is joined through the second, so that it is read after.
+                    also = index.table.alias("also")
+                    key = also.c[index.key.key]
+                    on = sa.and_(also.c.trigram == sa.bindparam("also"), key == index.key)
+                    source = source.join(also, on)
+                source = source.join(self.table, key == self._id)
                 if "after_id" in filters:
                     conditions.append(index.key > sa.bindparam("after_id"))
                 order = index.key

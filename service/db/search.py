@@ -7,8 +7,9 @@ characters (`ShortTextIndexed`). SQLite and MySQL/MariaDB get a table of
 trigrams instead, kept in the same transaction as the rows they index: for
 every position of the searched column, the three characters starting there
 (padded at the end). A row holding the text holds every trigram of it, so a
-search walks the rows of the text's rarest trigram, in key order, and checks
-each with the exact `LIKE`: the same rows, in the same order, as a scan, read
+search walks the rows of the text's rarest trigram, in key order, keeps those
+that hold its next rarest too (a lookup in the same index), and checks each
+with the exact `LIKE`: the same rows, in the same order, as a scan, read
 from a few index entries instead of the table. Text of one or two characters
 is a prefix of trigrams: the rows of a short text are those whose trigrams
 start with it; a short text found in many rows is left to the scan, which
@@ -43,16 +44,20 @@ def trigrams(text: str) -> set[str]:
 @dataclass(frozen=True)
 class Plan:
     """How one search reads its rows: through the rows of one trigram
-    (`trigram`), through those of every trigram in a range that starts with a
-    short text (`low` to `high`), or by the scan (neither)."""
+    (`trigram`), those of them that hold a second (`also`) where the text has
+    more than one, through those of every trigram in a range that starts with a
+    short text (`low` to `high`), or by the scan (none)."""
 
     trigram: str | None = None
+    also: str | None = None
     low: str | None = None
     high: str | None = None
 
     @property
     def kind(self) -> str:
-        return "trigram" if self.trigram else "prefix" if self.low else "scan"
+        if self.trigram:
+            return "trigrams" if self.also else "trigram"
+        return "prefix" if self.low else "scan"
 
 
 class TrigramIndex:
@@ -111,23 +116,31 @@ class TrigramIndex:
         if not text:  # every row holds it
             return Plan()
         if len(text) >= 3:
-            return Plan(trigram=self._rarest(connection, text))
+            return self._rarest(connection, text)
         high = _after_every_extension_of(text)
         if high is None:
             return Plan()
         _, counted = connection.execute(self._count_range, {"low": text, "high": high}).one()
         return Plan() if counted >= COMMON else Plan(low=text, high=high)
 
-    def _rarest(self, connection: Connection, text: str) -> str:
-        inside = sorted({text[start : start + 3] for start in range(len(text) - 2)})
+    def _rarest(self, connection: Connection, text: str) -> Plan:
+        """The plan through the text's rarest trigram and its next rarest."""
+        # In the order they occur: of trigrams alike in count, those far apart
+        # in the text are the least likely to occur together elsewhere.
+        inside = list(dict.fromkeys(text[start : start + 3] for start in range(len(text) - 2)))
         if len(inside) == 1:
-            return inside[0]
+            return Plan(trigram=inside[0])
         # Spread over the text: its rarest trigram is most likely among them.
         counted = inside[:: max(1, len(inside) // TRIGRAMS_COUNTED)][:TRIGRAMS_COUNTED]
         statement = self._counts[len(counted) - 1]
         parameters = {f"t{n}": trigram for n, trigram in enumerate(counted)}
         counts: dict[int, int] = dict(connection.execute(statement, parameters).all())
-        return counted[min(counts, key=counts.__getitem__)]
+        rarest = min(counts, key=counts.__getitem__)
+        also = min(
+            (n for n in counts if n != rarest),
+            key=lambda n: (counts[n], -abs(n - rarest)),
+        )
+        return Plan(trigram=counted[rarest], also=counted[also])
 
 
 def _capped_count(condition: sa.ColumnElement[bool], number: int = 0) -> sa.Select[Any]:
@@ -175,7 +188,8 @@ class ShortTextIndexed(FunctionElement[bool]):
 
 @compiles(ShortTextIndexed)
 def _anywhere(element: ShortTextIndexed, compiler: SQLCompiler, **kw: Any) -> str:
-    return "1 = 1"
+    # Without a boolean type, SQLAlchemy compares a boolean condition with 1.
+    return "true" if compiler.dialect.supports_native_boolean else "1"
 
 
 @compiles(ShortTextIndexed, "postgresql")

@@ -30,8 +30,12 @@ from sqlalchemy.sql.visitors import InternalTraversal
 # Pads the trigrams at the end of a text, so that every position starts one.
 # Any character does: a padded trigram can only add rows the exact check drops.
 PAD = "\x01"
-# A trigram with more rows than this counts as common; its rows are not counted further.
+# A short text in more rows than this is common: the scan meets its rows soon.
 COMMON = 1000
+# A long text's trigrams are counted up to this: the rows of one past it cost a
+# lookup each of the second trigram, which keeps the walk short; counting
+# further cost more than it saved where the text is common.
+TRIGRAM_COUNTED_UP_TO = 100
 # How many of a long text's trigrams are counted to find the rarest.
 TRIGRAMS_COUNTED = 8
 
@@ -92,12 +96,16 @@ class TrigramIndex:
         )
         self._insert = sa.insert(table)
         self._count_range = _capped_count(
-            sa.and_(self.trigram >= sa.bindparam("low"), self.trigram < sa.bindparam("high"))
+            sa.and_(self.trigram >= sa.bindparam("low"), self.trigram < sa.bindparam("high")),
+            COMMON,
         )
         # Up to TRIGRAMS_COUNTED counts in one statement, each row (n, count).
         self._counts = [
             sa.union_all(
-                *(_capped_count(self.trigram == sa.bindparam(f"t{n}"), n) for n in range(count))
+                *(
+                    _capped_count(self.trigram == sa.bindparam(f"t{n}"), TRIGRAM_COUNTED_UP_TO, n)
+                    for n in range(count)
+                )
             )
             for count in range(1, TRIGRAMS_COUNTED + 1)
         ]
@@ -143,10 +151,10 @@ class TrigramIndex:
         return Plan(trigram=counted[rarest], also=counted[also])
 
 
-def _capped_count(condition: sa.ColumnElement[bool], number: int = 0) -> sa.Select[Any]:
-    """`(number, the rows that meet condition)`, counted up to COMMON: past
+def _capped_count(condition: sa.ColumnElement[bool], cap: int, number: int = 0) -> sa.Select[Any]:
+    """`(number, the rows that meet condition)`, counted up to `cap`: past
     that, all alike."""
-    rows = sa.select(sa.literal(1)).where(condition).limit(COMMON).subquery()
+    rows = sa.select(sa.literal(1)).where(condition).limit(cap).subquery()
     number_column: sa.ColumnElement[Any] = sa.literal_column(str(number))
     return sa.select(number_column, sa.func.count()).select_from(rows)
 

@@ -141,7 +141,9 @@ class Repository:
             return await self.get(database, key)
         row = None
         index = self._index(database)
-        atomic = index is not None and index.column.key in self._storing(changes)
+        if index is not None and index.column.key not in self._storing(changes):
+            index = None  # the write leaves the indexed text as it is
+        atomic = index is not None
         if 0 < key <= MAX_ID:
             if database.capabilities.update_returning:
                 row = await self._write(
@@ -233,11 +235,12 @@ class Repository:
     ) -> Row | None:
         """Update and return the row as stored, in one statement; None if there is no row."""
         parameters = self._updating(key, changes)
-        indexed = self._indexed_text(connection, key, parameters, index)
+        indexed = self._indexed_text(connection, key, index)
         row = connection.execute(self._update_returning, parameters).first()
         if row is None:
             return None
-        self._reindex(connection, key, parameters, index, indexed)
+        if index is not None and indexed is not None:
+            index.write(connection, key, parameters[index.column.key], indexed)
         (read,) = self._as_read([row], connection.dialect)
         return read
 
@@ -246,17 +249,17 @@ class Repository:
     ) -> bool:
         """Update without reading the row back; False if there is no row."""
         parameters = self._updating(key, changes)
-        indexed = self._indexed_text(connection, key, parameters, index)
+        indexed = self._indexed_text(connection, key, index)
         # Rows matched, on MySQL too: SQLAlchemy connects with CLIENT_FOUND_ROWS.
         found = connection.execute(self._update, parameters).rowcount > 0
-        if found:
-            self._reindex(connection, key, parameters, index, indexed)
+        if found and index is not None and indexed is not None:
+            index.write(connection, key, parameters[index.column.key], indexed)
         return found
 
     def delete_row(
         self, connection: Connection, key: int, index: TrigramIndex | None = None
     ) -> bool:
-        indexed = self._indexed_text(connection, key, None, index)
+        indexed = self._indexed_text(connection, key, index)
         deleted = connection.execute(self._delete, {"_key": key}).rowcount > 0
         if deleted and index is not None and indexed is not None:
             index.write(connection, key, "", indexed)
@@ -272,26 +275,16 @@ class Repository:
     # The parts.
 
     def _indexed_text(
-        self, connection: Connection, key: int, parameters: Row | None, index: TrigramIndex | None
+        self, connection: Connection, key: int, index: TrigramIndex | None
     ) -> str | None:
-        """The indexed text the row holds now, read (and locked, where the server
-        can) before a write that changes it (`parameters` None: a delete)."""
-        if index is None or (parameters is not None and index.column.key not in parameters):
+        """With `index`, the text the row holds now, read (and locked, where the
+        server can) before a write that changes it; None without one, or without
+        the row."""
+        if index is None:
             return None
         assert self._select_indexed is not None
         text: str | None = connection.execute(self._select_indexed, {"_key": key}).scalar()
         return text
-
-    @staticmethod
-    def _reindex(
-        connection: Connection,
-        key: int,
-        parameters: Row,
-        index: TrigramIndex | None,
-        indexed: str | None,
-    ) -> None:
-        if index is not None and indexed is not None and index.column.key in parameters:
-            index.write(connection, key, parameters[index.column.key], indexed)
 
     async def _get(self, database: Database, key: int) -> Row | None:
         if not 0 < key <= MAX_ID:

@@ -16,10 +16,13 @@ from service.db.engine import engine_for
 from service.db.group_commit import GroupCommitWriter
 from service.settings import Settings
 
-# How often a retryable call is tried in all, and the longest pause before the
-# second try (the pause before each further one grows by as much).
-RETRY_ATTEMPTS = 5
-RETRY_PAUSE_SECONDS = 0.02
+# How often a retryable call is tried in all, and the pauses between tries: at
+# random up to a bound that starts at the first and doubles up to the longest.
+# On a Galera cluster where two nodes write the same rows, one node's writes
+# can lose every conflict for a second or two in a row: the tries span that.
+RETRY_ATTEMPTS = 10
+RETRY_FIRST_PAUSE_SECONDS = 0.01
+RETRY_LONGEST_PAUSE_SECONDS = 0.5
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -78,7 +81,8 @@ class Database:
                 if attempt == RETRY_ATTEMPTS or self.error_kind(error) is not ErrorKind.RETRYABLE:
                     raise
             # Apart, so that the writers that collided do not collide again.
-            await asyncio.sleep(random.uniform(0, RETRY_PAUSE_SECONDS * attempt))
+            bound = min(RETRY_FIRST_PAUSE_SECONDS * 2 ** (attempt - 1), RETRY_LONGEST_PAUSE_SECONDS)
+            await asyncio.sleep(random.uniform(0, bound))
             attempt += 1
 
     def batched_reads(

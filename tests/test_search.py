@@ -8,7 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
+
+from conftest import BACKEND
+from service.db.search import trigrams
+from service.items.models import Item, ItemNameTrigram
 
 Create = Callable[..., dict[str, Any]]
 
@@ -65,6 +70,48 @@ def test_a_deleted_item_is_not_found(client: TestClient, stored) -> None:
         assert client.delete(f"/items/{item['id']}").status_code == 204
     for q in QUERIES:
         assert found(client, q) == by_reading_every_name(NAMES[4:], q), q
+
+
+def test_the_database_indexes_every_name_as_the_service_searches_it(
+    client: TestClient, stored
+) -> None:
+    # The triggers compute trigrams in SQL; searches look them up as
+    # `trigrams()` computes them in Python: the two must agree to the byte.
+    renamed = {"name": "Straße ΣΑΣ 🍕", "price": 3}
+    assert client.patch(f"/items/{stored[0]['id']}", json={"name": "Crimson Ωh"}).status_code == 200
+    assert client.put(f"/items/{stored[1]['id']}", json=renamed).status_code == 200
+    assert client.patch(f"/items/{stored[2]['id']}", json={"price": 4}).status_code == 200
+    assert client.delete(f"/items/{stored[3]['id']}").status_code == 204
+    engine = client.app.state.database.engine  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        names = connection.execute(sa.select(Item.id, Item.name_folded)).all()
+        rows = set(connection.execute(sa.select(ItemNameTrigram.trigram, ItemNameTrigram.item_id)))
+    assert len(names) == len(NAMES) - 1
+    # PostgreSQL keeps no trigram rows: pg_trgm and its own index answer `q`.
+    expected = set() if BACKEND == "postgresql" else {
+        (trigram, key) for key, name in names for trigram in trigrams(name)
+    }  # fmt: skip
+    assert rows == expected
+
+
+def test_a_name_written_outside_the_service_is_found(client: TestClient, stored) -> None:
+    # Another program writes the table as the service does (the folded name
+    # beside the name): the database indexes its rows too.
+    engine = client.app.state.database.engine  # type: ignore[attr-defined]
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Item), [
+            {"name": "Imported Ωrb", "name_folded": "imported ωrb", "price": 1},
+            {"name": "Imported Ax", "name_folded": "imported ax", "price": 2},
+        ])  # fmt: skip
+        connection.execute(
+            sa.update(Item).where(Item.id == stored[0]["id"]).values(
+                name="Bulk Renamed", name_folded="bulk renamed"
+            )
+        )  # fmt: skip
+        connection.execute(sa.delete(Item).where(Item.id == stored[1]["id"]))
+    names = ["Bulk Renamed", *NAMES[2:], "Imported Ωrb", "Imported Ax"]
+    for q in [*QUERIES, "imported", "ωr", "ax", "x", "bulk", "widget", "gadget"]:
+        assert found(client, q) == by_reading_every_name(names, q), q
 
 
 def test_search_pages_and_filters_like_the_rest(client: TestClient, create: Create) -> None:

@@ -23,6 +23,9 @@ from service.db.backends import Backend
 from service.db.backends.mysql import POOL_RECYCLE_SECONDS
 from service.models import metadata
 
+# "You do not have the SUPER privilege and binary logging is enabled".
+_BINARY_LOGGING_NEEDS_SUPER = 1419
+
 
 def server(connection: Connection, backend: Backend) -> Finding:
     galera = ", a Galera node" if galera_state(connection) else ""
@@ -153,7 +156,7 @@ def privileges(connection: Connection, backend: Backend) -> Finding:
         return Finding("problem", "no database chosen", "add it to DATABASE_URL: mysql://.../items")
     user, _, host = str(account).rpartition("@")
     grant = (
-        "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, DROP "
+        "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, TRIGGER, DROP "
         f"ON {quoted(connection, database)}.* TO '{user}'@'{host}'"
     )
     table = scratch_name()
@@ -161,14 +164,30 @@ def privileges(connection: Connection, backend: Backend) -> Finding:
     failed = first_failing_step(connection, [("DROP TABLE", f"DROP TABLE IF EXISTS {table}")])
     if failed is None:
         try:
-            failed = first_failing_step(connection, migration_steps(table))
+            steps = migration_steps(table)
+            # The trigram index is kept by triggers (revision 0010).
+            trigger = (
+                f"CREATE TRIGGER {table}_trigger AFTER INSERT ON {table} "
+                f"FOR EACH ROW SET @{table} = NEW.id"
+            )
+            steps.insert(2, ("CREATE TRIGGER", trigger))
+            failed = first_failing_step(connection, steps)
         finally:
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
     if failed is None:
-        return Finding("ok", f"{account} may create, index, alter and drop tables in {database}")
+        return Finding(
+            "ok", f"{account} may create, index, alter, trigger and drop tables in {database}"
+        )
     label, error = failed
     if is_read_only_error(error):
         return Finding("warning", "not checked: the server is read-only")
+    if (
+        label == "CREATE TRIGGER"
+        and error.orig
+        and error.orig.args[0] == _BINARY_LOGGING_NEEDS_SUPER
+    ):
+        # Binary logging is on, and the account has no SUPER.
+        grant = "SET GLOBAL log_bin_trust_function_creators = 1 (or in the server's configuration)"
     problem = Finding(
         "problem", f"{account} cannot {label} in {database}: {error_message(error)}", grant
     )

@@ -102,12 +102,6 @@ class Repository:
         self._update_returning = self._update.returning(*self._read_columns(table))
         self._delete = sa.delete(table).where(self._id == sa.bindparam("_key"))
         self._pages: dict[tuple[frozenset[str], bool, str], sa.Select[Any]] = {}
-        # The indexed text, read and locked before a write changes it.
-        self._select_indexed = (
-            None
-            if search is None
-            else sa.select(search.column).where(self._id == sa.bindparam("_key")).with_for_update()
-        )
 
     # What routes call.
 
@@ -127,12 +121,7 @@ class Repository:
         """Insert a row. `write(connection, values)`, if given, replaces `insert`
         for a resource whose inserts need more (a read first, values derived
         from it); it runs as one write all the same."""
-        index = self._index(database)
-        if index is None:
-            return await self._write(database, values, False, write or self.insert, values)
-        # A write of its own would have to keep the index too: none does yet.
-        assert write is None, "a table with a trigram index takes no write of its own"
-        return await self._write(database, values, False, self.insert, values, index, atomic=True)
+        return await self._write(database, values, False, write or self.insert, values)
 
     async def update(self, database: Database, key: int, changes: Row) -> Row:
         """Set the columns in `changes` (PUT sends every field, PATCH those sent)
@@ -140,19 +129,12 @@ class Repository:
         if not changes:
             return await self.get(database, key)
         row = None
-        index = self._index(database)
-        if index is not None and index.column.key not in self._storing(changes):
-            index = None  # the write leaves the indexed text as it is
-        atomic = index is not None
         if 0 < key <= MAX_ID:
             if database.capabilities.update_returning:
                 row = await self._write(
-                    database, changes, False, self.update_returning, key, changes, index,
-                    atomic=atomic,
-                )  # fmt: skip
-            elif await self._write(
-                database, changes, False, self.update_fields, key, changes, index, atomic=atomic
-            ):
+                    database, changes, False, self.update_returning, key, changes
+                )
+            elif await self._write(database, changes, False, self.update_fields, key, changes):
                 # No RETURNING: read the row back together with the other reads of the moment.
                 row = await self._get(database, key)
         if row is None:
@@ -160,11 +142,9 @@ class Repository:
         return row
 
     async def delete(self, database: Database, key: int) -> None:
-        index = self._index(database)
         deleted = 0 < key <= MAX_ID and await self._write(
-            database, {self._id.key: key}, True, self.delete_row, key, index,
-            atomic=index is not None,
-        )  # fmt: skip
+            database, {self._id.key: key}, True, self.delete_row, key
+        )
         if not deleted:
             raise RowNotFound(self.not_found)
 
@@ -220,50 +200,28 @@ class Repository:
             rows = connection.execute(statement, parameters).all()
         return self._as_read(rows, engine.dialect)
 
-    def insert(self, connection: Connection, values: Row, index: TrigramIndex | None = None) -> Row:
-        """Insert a row and return it as reads show it, without reading it back;
-        with `index`, index it too (the caller makes the two one transaction)."""
+    def insert(self, connection: Connection, values: Row) -> Row:
+        """Insert a row and return it as reads show it, without reading it back."""
         written = _with_defaults(values, self._on_insert)
         stored = self._storing(written)
         (key,) = connection.execute(self._insert, stored).inserted_primary_key  # type: ignore[misc]
-        if index is not None:
-            index.write(connection, key, stored[index.column.key])
         return self._as_shown({self._id.key: key} | written)
 
-    def update_returning(
-        self, connection: Connection, key: int, changes: Row, index: TrigramIndex | None = None
-    ) -> Row | None:
+    def update_returning(self, connection: Connection, key: int, changes: Row) -> Row | None:
         """Update and return the row as stored, in one statement; None if there is no row."""
-        parameters = self._updating(key, changes)
-        indexed = self._indexed_text(connection, key, index)
-        row = connection.execute(self._update_returning, parameters).first()
+        row = connection.execute(self._update_returning, self._updating(key, changes)).first()
         if row is None:
             return None
-        if index is not None and indexed is not None:
-            index.write(connection, key, parameters[index.column.key], indexed)
         (read,) = self._as_read([row], connection.dialect)
         return read
 
-    def update_fields(
-        self, connection: Connection, key: int, changes: Row, index: TrigramIndex | None = None
-    ) -> bool:
+    def update_fields(self, connection: Connection, key: int, changes: Row) -> bool:
         """Update without reading the row back; False if there is no row."""
-        parameters = self._updating(key, changes)
-        indexed = self._indexed_text(connection, key, index)
         # Rows matched, on MySQL too: SQLAlchemy connects with CLIENT_FOUND_ROWS.
-        found = connection.execute(self._update, parameters).rowcount > 0
-        if found and index is not None and indexed is not None:
-            index.write(connection, key, parameters[index.column.key], indexed)
-        return found
+        return connection.execute(self._update, self._updating(key, changes)).rowcount > 0
 
-    def delete_row(
-        self, connection: Connection, key: int, index: TrigramIndex | None = None
-    ) -> bool:
-        indexed = self._indexed_text(connection, key, index)
-        deleted = connection.execute(self._delete, {"_key": key}).rowcount > 0
-        if deleted and index is not None and indexed is not None:
-            index.write(connection, key, "", indexed)
-        return deleted
+    def delete_row(self, connection: Connection, key: int) -> bool:
+        return connection.execute(self._delete, {"_key": key}).rowcount > 0
 
     def _index(self, database: Database) -> TrigramIndex | None:
         return self.index_for(database.capabilities)
@@ -273,18 +231,6 @@ class Repository:
         return None if capabilities.substring_index else self._search
 
     # The parts.
-
-    def _indexed_text(
-        self, connection: Connection, key: int, index: TrigramIndex | None
-    ) -> str | None:
-        """With `index`, the text the row holds now, read (and locked, where the
-        server can) before a write that changes it; None without one, or without
-        the row."""
-        if index is None:
-            return None
-        assert self._select_indexed is not None
-        text: str | None = connection.execute(self._select_indexed, {"_key": key}).scalar()
-        return text
 
     async def _get(self, database: Database, key: int) -> Row | None:
         if not 0 < key <= MAX_ID:
@@ -298,10 +244,9 @@ class Repository:
         deleting: bool,
         call: Callable[..., T],
         *args: Any,
-        atomic: bool = False,
     ) -> T:
         try:
-            return await database.write(call, *args, atomic=atomic)
+            return await database.write(call, *args)
         except DBAPIError as error:
             if database.error_kind(error) is not ErrorKind.CONSTRAINT:
                 raise

@@ -1,7 +1,6 @@
 """Where and how the service's database calls run: worker threads, the writer thread, the loop."""
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -54,18 +53,13 @@ class Database:
         """`call(engine, *args)` on a worker thread."""
         return await self._retrying(self._start, call, *args)
 
-    async def write(
-        self, call: Callable[[Connection, *Args], T], *args: *Args, atomic: bool = False
-    ) -> T:
+    async def write(self, call: Callable[[Connection, *Args], T], *args: *Args) -> T:
         """`call(connection, *args)`, a write: on the writer thread, committed
         with the other writes of the moment, where the backend has one; else on
-        a worker thread, committed by itself. With `atomic`, the statements of
-        a call that makes several commit together or not at all (on the writer
-        thread they always do: each call has a savepoint of its own)."""
+        a worker thread, each statement committed as it runs."""
         if self._writer is not None:
             return await self._writer.write(call, *args)
-        on_connection = _in_transaction if atomic else _on_connection
-        return await self._retrying(self._start, on_connection, call, *args)
+        return await self._retrying(self._start, _on_connection, call, *args)
 
     async def _retrying(self, start: Callable[..., asyncio.Future[T]], *call_and_args: Any) -> T:
         """Start the call again, after a short random pause, when the server said
@@ -130,21 +124,3 @@ class Database:
 def _on_connection(engine: Engine, call: Callable[[Connection, *Args], T], *args: *Args) -> T:
     with engine.connect() as connection:
         return call(connection, *args)
-
-
-def _in_transaction(engine: Engine, call: Callable[[Connection, *Args], T], *args: *Args) -> T:
-    # The engine autocommits, so this transaction is opened and ended by hand.
-    with engine.connect() as connection:
-        connection.exec_driver_sql("BEGIN")
-        try:
-            result = call(connection, *args)
-        except BaseException:
-            # A connection lost mid-call took its transaction with it (the
-            # server rolls back what a lost connection left open); on one still
-            # here, should the rollback fail too, the call's own error stands.
-            if not connection.invalidated:
-                with contextlib.suppress(DBAPIError):
-                    connection.exec_driver_sql("ROLLBACK")
-            raise
-        connection.exec_driver_sql("COMMIT")
-        return result

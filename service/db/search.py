@@ -4,7 +4,8 @@
 table. PostgreSQL has pg_trgm for it, for texts of three characters or more;
 for shorter ones, a GIN index of each text's characters and pairs of
 characters (`ShortTextIndexed`). SQLite and MySQL/MariaDB get a table of
-trigrams instead, kept in the same transaction as the rows they index: for
+trigrams instead, kept by the database itself, by triggers, in the same
+statement as the rows they index: for
 every position of the searched column, the three characters starting there
 (padded at the end). A row holding the text holds every trigram of it, so a
 search walks the rows of the text's rarest trigram, in key order, keeps those
@@ -41,8 +42,87 @@ TRIGRAMS_COUNTED = 8
 
 
 def trigrams(text: str) -> set[str]:
-    """Every trigram a text holds, one starting at each of its positions."""
+    """Every trigram a text holds, one starting at each of its positions
+    (`index_triggers` writes the same in SQL)."""
     return {text[start : start + 3].ljust(3, PAD) for start in range(len(text))}
+
+
+def index_triggers(
+    dialect: str, *, table: str, key: str, column: str, index: str, index_key: str
+) -> dict[str, str]:
+    """The triggers, by name, that keep the trigram table `index` (rows of
+    `trigram` and `index_key`) in step with `column` of `table`, whose key is
+    `key`, on SQLite or MySQL/MariaDB: `trigrams()` in SQL, one row for each
+    position of the text, counted in characters by both. An insert adds the
+    new text's trigrams; an update that changes the text removes those only
+    the old text had and adds those only the new one has; a delete removes
+    the old text's. The database runs them inside the statement that writes
+    the row: one statement commits both, and nothing else has to.
+    """
+    assert ord(PAD) < 0x80  # one byte in UTF-8, so that it can be written as one
+    mysql = dialect == "mysql"
+    length = "CHAR_LENGTH" if mysql else "length"
+
+    def positions(*texts: str) -> str:
+        longest = ", ".join(f"{length}({text})" for text in texts)
+        if len(texts) > 1:
+            longest = f"{'GREATEST' if mysql else 'max'}({longest})"
+        return (
+            "WITH RECURSIVE positions (n) AS "
+            f"(SELECT 1 UNION ALL SELECT n + 1 FROM positions WHERE n < {longest})"
+        )
+
+    def trigram(text: str) -> str:
+        """The trigram at position n of `text` (compared as bytes on MySQL)."""
+        if mysql:
+            pad = f"_utf8mb4 X'{ord(PAD):02x}{ord(PAD):02x}'"
+            return f"CAST(SUBSTRING(CONCAT({text}, {pad}), n, 3) AS BINARY)"
+        return f"substr({text} || char({ord(PAD)}, {ord(PAD)}), n, 3)"
+
+    def each(text: str) -> str:
+        return f"FROM positions WHERE n <= {length}({text})"
+
+    old, new = f"OLD.{column}", f"NEW.{column}"
+    add = (
+        f"INSERT {'IGNORE' if mysql else 'OR IGNORE'} INTO {index} (trigram, {index_key}) "
+        f"{positions(new)} SELECT DISTINCT {trigram(new)}, NEW.{key} {each(new)}"
+    )
+    # The old text's trigrams; those the new text does not hold.
+    gone = f"SELECT DISTINCT {trigram(old)} AS trigram {each(old)}"
+    changed = f"{gone} AND {trigram(old)} NOT IN (SELECT {trigram(new)} {each(new)})"
+
+    def remove(trigrams: str, *texts: str) -> str:
+        if mysql:  # a join, so that each trigram is a lookup of the primary key
+            return (
+                f"DELETE indexed FROM {index} AS indexed "
+                f"JOIN ({positions(*texts)} {trigrams}) AS gone ON indexed.trigram = gone.trigram "
+                f"WHERE indexed.{index_key} = OLD.{key}"
+            )
+        return (
+            f"DELETE FROM {index} WHERE {index_key} = OLD.{key} "
+            f"AND trigram IN ({positions(*texts)} {trigrams})"
+        )
+
+    name = f"{index}_%s"
+    if mysql:
+        return {
+            name % "insert": f"CREATE TRIGGER {name % 'insert'} AFTER INSERT ON {table} "
+            f"FOR EACH ROW {add}",
+            # MySQL cannot name the column an update trigger is for.
+            name % "update": f"CREATE TRIGGER {name % 'update'} AFTER UPDATE ON {table} "
+            f"FOR EACH ROW IF NOT (CAST({old} AS BINARY) <=> CAST({new} AS BINARY)) THEN "
+            f"{remove(changed, old, new)}; {add}; END IF",
+            name % "delete": f"CREATE TRIGGER {name % 'delete'} AFTER DELETE ON {table} "
+            f"FOR EACH ROW {remove(gone, old)}",
+        }
+    return {
+        name % "insert": f"CREATE TRIGGER {name % 'insert'} AFTER INSERT ON {table} "
+        f"BEGIN {add}; END",
+        name % "update": f"CREATE TRIGGER {name % 'update'} AFTER UPDATE OF {column} ON {table} "
+        f"WHEN {old} IS NOT {new} BEGIN {remove(changed, old, new)}; {add}; END",
+        name % "delete": f"CREATE TRIGGER {name % 'delete'} AFTER DELETE ON {table} "
+        f"BEGIN {remove(gone, old)}; END",
+    }
 
 
 @dataclass(frozen=True)
@@ -68,10 +148,13 @@ class TrigramIndex:
     """The table of `(trigram, key)` rows that indexes `column` for the query
     field `field`, whose value `searched` turns into the text looked for.
 
-    Its only index is its primary key, in the order searches read it; a row's
-    trigrams are found again from its text, so that a write touches only the
-    trigrams it adds or removes (a foreign key, and the index on the key it
-    needs, made creates a third slower and renames half as fast).
+    Its only index is its primary key, in the order searches read it. The
+    database keeps it, by the triggers `index_triggers` makes (a migration
+    creates them): a write of the row is one statement, and a write made
+    outside the service is indexed too. A row's trigrams are found again from
+    its old text, so that a write touches only the trigrams it adds or removes
+    (a foreign key, and the index on the key it needs, made creates a third
+    slower and renames half as fast).
     """
 
     def __init__(
@@ -90,11 +173,6 @@ class TrigramIndex:
         self.searched = searched
         self.trigram = table.c.trigram
         # Built once, like the repository's statements.
-        self._delete = sa.delete(table).where(
-            self.key == sa.bindparam("_key"),
-            self.trigram.in_(sa.bindparam("trigrams", expanding=True)),
-        )
-        self._insert = sa.insert(table)
         self._count_range = _capped_count(
             sa.and_(self.trigram >= sa.bindparam("low"), self.trigram < sa.bindparam("high")),
             COMMON,
@@ -109,16 +187,6 @@ class TrigramIndex:
             )
             for count in range(1, TRIGRAMS_COUNTED + 1)
         ]
-
-    def write(self, connection: Connection, key: int, text: str, old: str = "") -> None:
-        """Index the row `key` under `text`, where it was under `old` (in the
-        caller's transaction); `text` empty: remove it from the index."""
-        now, before = trigrams(text), trigrams(old)
-        if gone := before - now:
-            connection.execute(self._delete, {"_key": key, "trigrams": sorted(gone)})
-        if added := now - before:
-            rows = [{"trigram": trigram, self.key.key: key} for trigram in added]
-            connection.execute(self._insert, rows)
 
     def plan(self, connection: Connection, text: str) -> Plan:
         if not text:  # every row holds it

@@ -172,9 +172,9 @@ def test_sessions_ended_under_writes_are_503_and_nothing_acknowledged_is_lost(
     tmp_path: Path,
 ) -> None:
     # Each session the server ends fails the statement it was running, or the
-    # next: inside a write of several statements (an item and its trigrams)
-    # too. The request is a 503, the connection is dropped, and the writes
-    # around it go on; every create and rename acknowledged is stored.
+    # next (a create, with the trigrams its trigger writes, included). The
+    # request is a 503, the connection is dropped, and the writes around it
+    # go on; every create and rename acknowledged is stored.
     stop = threading.Event()
     lock = threading.Lock()
     statuses: Counter[int] = Counter()

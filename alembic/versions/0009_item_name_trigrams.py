@@ -2,8 +2,9 @@
 on SQLite and MySQL/MariaDB as pg_trgm answers it on PostgreSQL (revision 0007).
 
 For every position of `name_folded`, the three characters starting there
-(padded at the end); the service keeps them in the same transaction as the
-item. This revision builds them for the items already stored. On PostgreSQL
+(padded at the end); the service kept them in the same transaction as the
+item until revision 0010, whose triggers keep them since. This revision
+builds them for the items already stored. On PostgreSQL
 the table stays empty: pg_trgm serves `q` there, for texts of three characters
 or more; for shorter ones, this revision adds a GIN index of each folded name's
 characters and pairs of characters (the function `item_name_grams`). Neither

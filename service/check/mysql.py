@@ -186,7 +186,7 @@ def privileges(connection: Connection, backend: Backend) -> Finding:
         and error.orig
         and error.orig.args[0] == _BINARY_LOGGING_NEEDS_SUPER
     ):
-        # Binary logging is on, and the account has no SUPER.
+        # Binary logging or Galera replication is on, and the account has no SUPER.
         grant = "SET GLOBAL log_bin_trust_function_creators = 1 (or in the server's configuration)"
     problem = Finding(
         "problem", f"{account} cannot {label} in {database}: {error_message(error)}", grant

@@ -15,7 +15,15 @@ import sqlalchemy as sa
 
 from alembic import command
 from clusters import GaleraCluster, PostgresPair
-from conftest import BACKEND, allow_login, on_every_server, server_url, settings_for
+from conftest import (
+    BACKEND,
+    allow_login,
+    binary_logging,
+    global_setting,
+    on_every_server,
+    server_url,
+    settings_for,
+)
 from servers import free_port, service_env
 from service import migrations
 from service.db.engine import create_engine
@@ -232,36 +240,6 @@ def run_as_admin(database_url: str, statement: str) -> None:
     with engine.connect() as connection:
         connection.exec_driver_sql(statement.replace("%", "%%"))
     engine.dispose()
-
-
-def binary_logging() -> bool:
-    """Whether the MySQL server logs or replicates what triggers do (binary log, Galera)."""
-    if BACKEND != "mysql":
-        return False
-    engine = sa.create_engine(server_url())
-    with engine.connect() as connection:
-        logging = bool(connection.exec_driver_sql("SELECT @@log_bin").scalar())
-        galera = connection.exec_driver_sql("SHOW VARIABLES LIKE 'wsrep_on'").first()
-    engine.dispose()
-    return logging or (galera is not None and galera[1] == "ON")
-
-
-@contextmanager
-def global_setting(database_url: str, name: str, value: str) -> Iterator[None]:
-    """MySQL's global `name` set to `value` on every server that holds the database, then back."""
-    engines = [sa.create_engine(url) for url in on_every_server(database_url)]
-    before = []
-    for engine in engines:
-        with engine.connect() as connection:
-            before.append(connection.exec_driver_sql(f"SELECT @@GLOBAL.{name}").scalar())
-            connection.exec_driver_sql(f"SET GLOBAL {name} = {value}")
-    try:
-        yield
-    finally:
-        for engine, old in zip(engines, before, strict=True):
-            with engine.connect() as connection:
-                connection.exec_driver_sql(f"SET GLOBAL {name} = {int(old)}")
-            engine.dispose()
 
 
 def check_of(result: subprocess.CompletedProcess[str], name: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
 
-from conftest import BACKEND, allow_login, server_url
+from conftest import BACKEND, allow_login, server_url, triggers_allowed
 from servers import free_port, run_to_exit, running_service, service_env, wait_until_answers
 from service import migrations
 
@@ -166,7 +166,7 @@ def user_with_password(database_url: str) -> Iterator[str]:
 def test_percent_encoded_password_works_and_never_shows(
     tmp_path: Path, empty_database: str
 ) -> None:
-    with user_with_password(empty_database) as url:
+    with user_with_password(empty_database) as url, triggers_allowed(empty_database):
         if BACKEND != "sqlite":
             assert quote(PASSWORD, safe="") in url
         migrated = run_to_exit(sys.executable, "-m", "alembic", "upgrade", "head", DATABASE_URL=url)

@@ -145,8 +145,9 @@ class Plan:
 
 
 class TrigramIndex:
-    """The table of `(trigram, key)` rows that indexes `column` for the query
-    field `field`, whose value `searched` turns into the text looked for.
+    """The table of `(trigram, key)` rows that indexes a column (the one its
+    triggers read) for the query field `field`, whose value `searched` turns
+    into the text looked for.
 
     Its only index is its primary key, in the order searches read it. The
     database keeps it, by the triggers `index_triggers` makes (a migration
@@ -160,14 +161,12 @@ class TrigramIndex:
     def __init__(
         self,
         table: sa.Table,
-        column: sa.Column[str],
         *,
         key: str,
         field: str,
         searched: Callable[[str], str],
     ) -> None:
         self.table = table
-        self.column = column
         self.key = table.c[key]
         self.field = field
         self.searched = searched

@@ -44,9 +44,7 @@ ITEMS = Repository(
         "max_price": Filter(items.c.price <= sa.bindparam("max_price")),
     },
     stored=_with_folded_name,
-    search=TrigramIndex(
-        name_trigrams, items.c.name_folded, key="item_id", field="q", searched=fold_case
-    ),
+    search=TrigramIndex(name_trigrams, key="item_id", field="q", searched=fold_case),
 )
 
 ANSWERS: ConstraintAnswers = {

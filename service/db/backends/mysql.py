@@ -66,7 +66,7 @@ class MySQL(NetworkBackend):
         }
 
     def error_kind(self, error: DBAPIError) -> ErrorKind:
-        code = _error_code(error)
+        code = error_code(error)
         if code is None:
             # No server error number: the driver lost or never had a connection.
             return ErrorKind.UNAVAILABLE
@@ -84,7 +84,7 @@ class MySQL(NetworkBackend):
         return _server_error_number(error) == _NOT_READY
 
     def broken_constraint(self, error: DBAPIError) -> BrokenConstraint | None:
-        broken = _BROKEN.get(_error_code(error) or 0)
+        broken = _BROKEN.get(error_code(error) or 0)
         if broken is None:
             return None
         arguments: tuple[object, ...] = getattr(error.orig, "args", ())
@@ -140,7 +140,7 @@ def _is_galera_node(cursor: Any) -> bool:
     return row is not None and str(row[1]).upper() == "ON"
 
 
-def _error_code(error: DBAPIError) -> int | None:
+def error_code(error: DBAPIError) -> int | None:
     return _server_error_number(error.orig)
 
 

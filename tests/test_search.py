@@ -94,6 +94,29 @@ def test_the_database_indexes_every_name_as_the_service_searches_it(
     assert rows == expected
 
 
+def test_renames_that_keep_some_trigrams_keep_the_index_exact(client: TestClient, stored) -> None:
+    # A rename removes only the trigrams the old name held and the new one
+    # does not, and adds only those the new one holds alone: names sharing
+    # trigrams at other positions, repeating one, differing by a trailing
+    # space, or by characters of several bytes.
+    engine = client.app.state.database.engine  # type: ignore[attr-defined]
+    item = stored[0]["id"]
+    for name in ["aaaa", "aaa", "aa a", "a", "ab ", "ab", "bab", "abab", "🍕a🍕", "a🍕",
+                 "Ωmega ω", "ωmega", "ab  ", "b"]:  # fmt: skip
+        response = client.patch(f"/items/{item}", json={"name": name})
+        assert response.status_code == 200 and response.json()["name"] == name
+        with engine.connect() as connection:
+            rows = set(
+                connection.execute(
+                    sa.select(ItemNameTrigram.trigram).where(ItemNameTrigram.item_id == item)
+                ).scalars()
+            )
+        expected = set() if BACKEND == "postgresql" else trigrams(name.casefold())
+        assert rows == expected, name
+        for q in {name, name[:2], name[-1]}:
+            assert name in found(client, q), (name, q)
+
+
 def test_a_name_written_outside_the_service_is_found(client: TestClient, stored) -> None:
     # Another program writes the table as the service does (the folded name
     # beside the name): the database indexes its rows too.

@@ -111,7 +111,7 @@ def index_triggers(
             # MySQL cannot name the column an update trigger is for.
             name % "update": f"CREATE TRIGGER {name % 'update'} AFTER UPDATE ON {table} "
             f"FOR EACH ROW IF NOT (CAST({old} AS BINARY) <=> CAST({new} AS BINARY)) THEN "
-            f"{remove(changed, old, new)}; {add}; END IF",
+            f"{_mysql_trigram_loops(index, index_key, key, old, new)} END IF",
             name % "delete": f"CREATE TRIGGER {name % 'delete'} AFTER DELETE ON {table} "
             f"FOR EACH ROW {remove(gone, old)}",
         }
@@ -123,6 +123,40 @@ def index_triggers(
         name % "delete": f"CREATE TRIGGER {name % 'delete'} AFTER DELETE ON {table} "
         f"BEGIN {remove(gone, old)}; END",
     }
+
+
+def _mysql_trigram_loops(index: str, index_key: str, key: str, old: str, new: str) -> str:
+    """The body of MySQL's update trigger: a loop over the old text's positions
+    that deletes each trigram the new text does not hold, by its primary key,
+    and one over the new text's that inserts each the old one does not. A
+    trigram is held by a text when it occurs in the padded text: UTF-8 is
+    self-synchronizing, so comparing bytes finds only whole characters. The
+    statements of `index_triggers` in one (a recursive CTE of positions, a
+    DISTINCT, a NOT IN) cost the server about half as much again per rename:
+    each builds a temporary table.
+    """
+    pad = f"_utf8mb4 X'{ord(PAD):02x}{ord(PAD):02x}'"
+
+    def trigrams_only_in(text: str, other: str, statement: str) -> str:
+        return (
+            f"SET n = 1; WHILE n <= CHAR_LENGTH({text}) DO "
+            f"SET t = CAST(SUBSTRING(CONCAT({text}, {pad}), n, 3) AS BINARY), n = n + 1; "
+            f"IF LOCATE(t, CAST(CONCAT({other}, {pad}) AS BINARY)) = 0 THEN {statement}; END IF; "
+            "END WHILE;"
+        )
+
+    return (
+        # A trigram is at most three characters of four bytes.
+        "BEGIN DECLARE n INT; DECLARE t VARBINARY(12); "
+        + trigrams_only_in(
+            old, new, f"DELETE FROM {index} WHERE trigram = t AND {index_key} = OLD.{key}"
+        )
+        + " "
+        + trigrams_only_in(
+            new, old, f"INSERT IGNORE INTO {index} (trigram, {index_key}) VALUES (t, NEW.{key})"
+        )
+        + " END;"
+    )
 
 
 @dataclass(frozen=True)

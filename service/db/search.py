@@ -17,12 +17,14 @@ start with it; a short text found in many rows is left to the scan, which
 meets matches soon, in key order.
 """
 
+import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -39,6 +41,12 @@ COMMON = 1000
 TRIGRAM_COUNTED_UP_TO = 100
 # How many of a long text's trigrams are counted to find the rarest.
 TRIGRAMS_COUNTED = 8
+# Counts choose how a search reads its rows, never which rows it finds: one
+# kept this long spares the database a statement each time the same text is
+# searched again, and one grown stale makes a search slower for as long at
+# worst. Past COUNTS_KEPT of them, all are forgotten.
+COUNTS_KEPT_SECONDS = 10.0
+COUNTS_KEPT = 10_000
 
 
 def trigrams(text: str) -> set[str]:
@@ -210,6 +218,8 @@ class TrigramIndex:
             sa.and_(self.trigram >= sa.bindparam("low"), self.trigram < sa.bindparam("high")),
             COMMON,
         )
+        # Counted lately, by database: a trigram, or a short text's range.
+        self._counted: weakref.WeakKeyDictionary[Engine, _Counts] = weakref.WeakKeyDictionary()
         # Up to TRIGRAMS_COUNTED counts in one statement, each row (n, count).
         self._counts = [
             sa.union_all(
@@ -229,8 +239,18 @@ class TrigramIndex:
         high = _after_every_extension_of(text)
         if high is None:
             return Plan()
-        _, counted = connection.execute(self._count_range, {"low": text, "high": high}).one()
+        counts = self._counts_of(connection.engine)
+        counted = counts.get(("range", text))
+        if counted is None:
+            _, counted = connection.execute(self._count_range, {"low": text, "high": high}).one()
+            counts.keep(("range", text), counted)
         return Plan() if counted >= COMMON else Plan(low=text, high=high)
+
+    def _counts_of(self, engine: Engine) -> "_Counts":
+        counts = self._counted.get(engine)
+        if counts is None:
+            counts = self._counted.setdefault(engine, _Counts())
+        return counts
 
     def _rarest(self, connection: Connection, text: str) -> Plan:
         """The plan through the text's rarest trigram and its next rarest."""
@@ -241,15 +261,46 @@ class TrigramIndex:
             return Plan(trigram=inside[0])
         # Spread over the text: its rarest trigram is most likely among them.
         counted = inside[:: max(1, len(inside) // TRIGRAMS_COUNTED)][:TRIGRAMS_COUNTED]
-        statement = self._counts[len(counted) - 1]
-        parameters = {f"t{n}": trigram for n, trigram in enumerate(counted)}
-        counts: dict[int, int] = dict(connection.execute(statement, parameters).all())
+        kept = self._counts_of(connection.engine)
+        counts: dict[int, int] = {}
+        for n, trigram in enumerate(counted):
+            count = kept.get(trigram)
+            if count is not None:
+                counts[n] = count
+        missing = [n for n in range(len(counted)) if n not in counts]
+        if missing:
+            statement = self._counts[len(missing) - 1]
+            parameters = {f"t{number}": counted[n] for number, n in enumerate(missing)}
+            for number, count in connection.execute(statement, parameters):
+                counts[missing[number]] = count
+                kept.keep(counted[missing[number]], count)
+        # In the text's order, which breaks ties below.
+        counts = dict(sorted(counts.items()))
         rarest = min(counts, key=counts.__getitem__)
         also = min(
             (n for n in counts if n != rarest),
             key=lambda n: (counts[n], -abs(n - rarest)),
         )
         return Plan(trigram=counted[rarest], also=counted[also])
+
+
+class _Counts:
+    """Counts of one database, each forgotten COUNTS_KEPT_SECONDS after it was
+    made. Shared by the threads that read: a lost race costs a count again."""
+
+    def __init__(self) -> None:
+        self._counts: dict[object, tuple[int, float]] = {}
+
+    def get(self, key: object) -> int | None:
+        kept = self._counts.get(key)
+        if kept is None or kept[1] < time.monotonic():
+            return None
+        return kept[0]
+
+    def keep(self, key: object, count: int) -> None:
+        if len(self._counts) >= COUNTS_KEPT:
+            self._counts.clear()
+        self._counts[key] = (count, time.monotonic() + COUNTS_KEPT_SECONDS)
 
 
 def _capped_count(condition: sa.ColumnElement[bool], cap: int, number: int = 0) -> sa.Select[Any]:

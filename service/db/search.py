@@ -138,10 +138,10 @@ def _mysql_trigram_loops(index: str, index_key: str, key: str, old: str, new: st
     that deletes each trigram the new text does not hold, by its primary key,
     and one over the new text's that inserts each the old one does not. A
     trigram is held by a text when it occurs in the padded text: UTF-8 is
-    self-synchronizing, so comparing bytes finds only whole characters. The
-    statements of `index_triggers` in one (a recursive CTE of positions, a
-    DISTINCT, a NOT IN) cost the server about half as much again per rename:
-    each builds a temporary table.
+    self-synchronizing, so comparing bytes finds only whole characters.
+    Written as statements over a recursive CTE of positions, as the other
+    triggers are, a rename cost the server about half as much again: MySQL
+    builds a temporary table for the CTE, the DISTINCT and the NOT IN.
     """
     pad = f"_utf8mb4 X'{ord(PAD):02x}{ord(PAD):02x}'"
 

@@ -12,7 +12,7 @@ Create Date: 2026-11-29
 from collections.abc import Sequence
 
 from alembic import op
-from service.db.search import index_triggers
+from service.items.models import name_index_triggers
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -20,26 +20,15 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def triggers() -> dict[str, str]:
-    return index_triggers(
-        op.get_bind().dialect.name,
-        table="items",
-        key="id",
-        column="name_folded",
-        index="item_name_trigrams",
-        index_key="item_id",
-    )
-
-
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         return
-    for create in triggers().values():
+    for create in name_index_triggers(op.get_bind().dialect.name).values():
         op.execute(create)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         return
-    for name in triggers():
+    for name in name_index_triggers(op.get_bind().dialect.name):
         op.execute(f"DROP TRIGGER {name}")

@@ -17,7 +17,7 @@ Create Date: 2026-11-29
 from collections.abc import Sequence
 
 from alembic import op
-from service.db.search import index_triggers
+from service.items.models import name_index_triggers
 
 revision: str = "0011"
 down_revision: str | None = "0010"
@@ -30,16 +30,8 @@ UPDATE_TRIGGER = "item_name_trigrams_update"
 def upgrade() -> None:
     if op.get_bind().dialect.name != "mysql":
         return
-    triggers = index_triggers(
-        "mysql",
-        table="items",
-        key="id",
-        column="name_folded",
-        index="item_name_trigrams",
-        index_key="item_id",
-    )
     op.execute(f"DROP TRIGGER {UPDATE_TRIGGER}")
-    op.execute(triggers[UPDATE_TRIGGER])
+    op.execute(name_index_triggers("mysql")[UPDATE_TRIGGER])
 
 
 def downgrade() -> None:

@@ -41,6 +41,8 @@ COMMON = 1000
 TRIGRAM_COUNTED_UP_TO = 100
 # How many of a long text's trigrams are counted to find the rarest.
 TRIGRAMS_COUNTED = 8
+# MySQL's padding, as two bytes of UTF-8.
+_MYSQL_PAD = f"_utf8mb4 X'{ord(PAD):02x}{ord(PAD):02x}'"
 # Counts choose how a search reads its rows, never which rows it finds: one
 # kept this long spares the database a statement each time the same text is
 # searched again, and one grown stale makes a search slower for as long at
@@ -83,8 +85,7 @@ def index_triggers(
     def trigram(text: str) -> str:
         """The trigram at position n of `text` (compared as bytes on MySQL)."""
         if mysql:
-            pad = f"_utf8mb4 X'{ord(PAD):02x}{ord(PAD):02x}'"
-            return f"CAST(SUBSTRING(CONCAT({text}, {pad}), n, 3) AS BINARY)"
+            return _mysql_trigram_at("n", text)
         return f"substr({text} || char({ord(PAD)}, {ord(PAD)}), n, 3)"
 
     def each(text: str) -> str:
@@ -143,14 +144,13 @@ def _mysql_trigram_loops(index: str, index_key: str, key: str, old: str, new: st
     triggers are, a rename cost the server about half as much again: MySQL
     builds a temporary table for the CTE, the DISTINCT and the NOT IN.
     """
-    pad = f"_utf8mb4 X'{ord(PAD):02x}{ord(PAD):02x}'"
 
     def trigrams_only_in(text: str, other: str, statement: str) -> str:
         return (
             f"SET n = 1; WHILE n <= CHAR_LENGTH({text}) DO "
-            f"SET t = CAST(SUBSTRING(CONCAT({text}, {pad}), n, 3) AS BINARY), n = n + 1; "
-            f"IF LOCATE(t, CAST(CONCAT({other}, {pad}) AS BINARY)) = 0 THEN {statement}; END IF; "
-            "END WHILE;"
+            f"SET t = {_mysql_trigram_at('n', text)}, n = n + 1; "
+            f"IF LOCATE(t, CAST(CONCAT({other}, {_MYSQL_PAD}) AS BINARY)) = 0 THEN "
+            f"{statement}; END IF; END WHILE;"
         )
 
     return (
@@ -165,6 +165,11 @@ def _mysql_trigram_loops(index: str, index_key: str, key: str, old: str, new: st
         )
         + " END;"
     )
+
+
+def _mysql_trigram_at(position: str, text: str) -> str:
+    """MySQL's trigram of the padded `text` at `position`, as bytes."""
+    return f"CAST(SUBSTRING(CONCAT({text}, {_MYSQL_PAD}), {position}, 3) AS BINARY)"
 
 
 @dataclass(frozen=True)
@@ -262,20 +267,17 @@ class TrigramIndex:
         # Spread over the text: its rarest trigram is most likely among them.
         counted = inside[:: max(1, len(inside) // TRIGRAMS_COUNTED)][:TRIGRAMS_COUNTED]
         kept = self._counts_of(connection.engine)
-        counts: dict[int, int] = {}
-        for n, trigram in enumerate(counted):
-            count = kept.get(trigram)
-            if count is not None:
-                counts[n] = count
-        missing = [n for n in range(len(counted)) if n not in counts]
+        earlier = [kept.get(trigram) for trigram in counted]
+        missing = [n for n, count in enumerate(earlier) if count is None]
+        fetched: dict[int, int] = {}
         if missing:
             statement = self._counts[len(missing) - 1]
             parameters = {f"t{number}": counted[n] for number, n in enumerate(missing)}
             for number, count in connection.execute(statement, parameters):
-                counts[missing[number]] = count
+                fetched[missing[number]] = count
                 kept.keep(counted[missing[number]], count)
         # In the text's order, which breaks ties below.
-        counts = dict(sorted(counts.items()))
+        counts = {n: fetched[n] if count is None else count for n, count in enumerate(earlier)}
         rarest = min(counts, key=counts.__getitem__)
         also = min(
             (n for n in counts if n != rarest),

@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.model import TABLE_OPTIONS, TEXT_OPTIONS, Base, utcnow
+from service.db.search import index_triggers
 from service.db.types import ExactString, UTCDateTime
 
 NAME_LENGTH = 255
@@ -49,8 +50,22 @@ class ItemNameTrigram(Base):
 
     __tablename__ = "item_name_trigrams"
     # Stored in (trigram, item_id) order, as searches walk it. No foreign key:
-    # the repository keeps the rows in step with the item's name.
+    # the triggers of `name_index_triggers` keep the rows in step with the
+    # item's name.
     __table_args__ = (TEXT_OPTIONS | {"sqlite_with_rowid": False},)
 
     trigram: Mapped[str] = mapped_column(ExactString(3), primary_key=True)
     item_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+
+
+def name_index_triggers(dialect: str) -> dict[str, str]:
+    """The triggers, by name, that keep `item_name_trigrams` in step with
+    `name_folded` on SQLite and MySQL/MariaDB (revisions 0010 and 0011)."""
+    return index_triggers(
+        dialect,
+        table="items",
+        key="id",
+        column="name_folded",
+        index="item_name_trigrams",
+        index_key="item_id",
+    )

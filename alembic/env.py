@@ -8,7 +8,9 @@ from alembic import context
 from service.db.backends import backend_for
 from service.db.backends.galera import LOCK_TABLE
 from service.db.engine import create_engine
+from service.db.search import full_text_tables
 from service.db.urls import DatabaseURLError, parse_database_url
+from service.items.models import NAME_FULL_TEXT
 from service.models import metadata
 from service.settings import Settings
 
@@ -19,17 +21,18 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 target_metadata = metadata
 
 
-# Indexes that exist on one backend only (made by their revision), and the
-# Galera migration lock's table (made by the lock): not in the models, so
-# left out when models and schema are compared.
+# Indexes and tables that exist on one backend only (made by their revision),
+# and the Galera migration lock's table (made by the lock): not in the models,
+# so left out when models and schema are compared.
 BACKEND_ONLY_INDEXES = {"ix_items_name_folded_trgm", "ix_items_name_folded_grams"}
+UNMODELLED_TABLES = {LOCK_TABLE} | full_text_tables(NAME_FULL_TEXT)
 
 
 def include_object(
     item: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
     if type_ == "table":
-        return name != LOCK_TABLE
+        return name not in UNMODELLED_TABLES
     return not (type_ == "index" and name in BACKEND_ONLY_INDEXES)
 
 

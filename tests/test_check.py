@@ -88,6 +88,7 @@ def test_a_healthy_database_passes(database_url: str) -> None:
     assert found["server"].startswith("ok ")
     assert found["connection"].startswith("ok ")
     assert ("privileges" in found) is (BACKEND != "sqlite")
+    assert ("full-text search" in found) is (BACKEND == "sqlite")
 
 
 def test_json_says_the_same(database_url: str) -> None:

@@ -56,6 +56,7 @@ CHECKS: dict[str, list[tuple[str, Check]]] = {
     "mariadb": MYSQL_CHECKS,
     "sqlite": [
         ("server", sqlite.library),
+        ("full-text search", sqlite.full_text_search),
         ("connections", sqlite.no_connection_limit),
         ("schema", schema_revision),
         ("round trip", round_trip),

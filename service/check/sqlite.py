@@ -140,5 +140,24 @@ def library(connection: Connection, backend: Backend) -> Finding:
     )
 
 
+def full_text_search(connection: Connection, backend: Backend) -> Finding:
+    """FTS5 and its trigram tokenizer (SQLite 3.34 and newer), which hold the
+    index `q` searches (revision 0012)."""
+    try:
+        connection.exec_driver_sql(
+            "CREATE VIRTUAL TABLE temp.items_check_fts USING fts5(text, tokenize='trigram')"
+        )
+    except sa.exc.DBAPIError as error:
+        return Finding(
+            "problem",
+            f"the library cannot make the index q searches ({error.orig}): it needs FTS5 "
+            "and its trigram tokenizer",
+            "run the service on a Python whose sqlite3 module has SQLite 3.34 or newer, "
+            "built with FTS5 (python.org's builds and Debian's have both)",
+        )
+    connection.exec_driver_sql("DROP TABLE temp.items_check_fts")
+    return Finding("ok", "FTS5 with its trigram tokenizer, for the index q searches")
+
+
 def no_connection_limit(connection: Connection, backend: Backend) -> Finding:
     return Finding("ok", "not applicable: SQLite works inside the process")

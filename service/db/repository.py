@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from service.db.backends import Capabilities, ErrorKind
 from service.db.errors import ConstraintViolated, RowNotFound, violation
 from service.db.runtime import Database
-from service.db.search import Plan, TrigramIndex
+from service.db.search import FullTextIndex, Plan, SubstringIndex, TrigramIndex
 from service.db.types import read_form
 
 # Ids are 32-bit on every backend; a larger one cannot exist.
@@ -67,13 +67,16 @@ class Repository:
         filters: Mapping[str, Filter] | None = None,
         stored: Callable[[Row], Row] | None = None,
         search: TrigramIndex | None = None,
+        full_text: FullTextIndex | None = None,
     ) -> None:
         """`read` is the TypedDict responses show; `not_found` the 404's detail;
         `stored`, if given, adds to the values written those derived from them;
         `search`, if given, indexes a column for the substring filter named by
-        its field, where the backend has no index of its own for it."""
+        its field, where the backend has no index of its own for it, and
+        `full_text` does where FTS5 holds its trigrams (SQLite)."""
         self.table = table
         self._search = search
+        self._full_text = full_text
         self.not_found = not_found
         self.keys = tuple(read.__annotations__)
         (self._id,) = table.primary_key.columns
@@ -171,7 +174,7 @@ class Repository:
         return {row[self._id.key]: row for row in self._as_read(rows, engine.dialect)}
 
     def read_page(
-        self, engine: Engine, query: PageQuery, index: TrigramIndex | None = None
+        self, engine: Engine, query: PageQuery, index: SubstringIndex | None = None
     ) -> list[Row]:
         parameters: Row = {"limit": query.limit}
         used = []
@@ -195,6 +198,7 @@ class Repository:
                     "also": plan.also,
                     "low": plan.low,
                     "high": plan.high,
+                    "match": plan.match,
                 }
             statement = self._page_statement(filters, skip > 0, plan.kind)
             rows = connection.execute(statement, parameters).all()
@@ -223,12 +227,14 @@ class Repository:
     def delete_row(self, connection: Connection, key: int) -> bool:
         return connection.execute(self._delete, {"_key": key}).rowcount > 0
 
-    def _index(self, database: Database) -> TrigramIndex | None:
+    def _index(self, database: Database) -> SubstringIndex | None:
         return self.index_for(database.capabilities)
 
-    def index_for(self, capabilities: Capabilities) -> TrigramIndex | None:
-        """The trigram index to keep and read, unless the backend has its own."""
-        return None if capabilities.substring_index else self._search
+    def index_for(self, capabilities: Capabilities) -> SubstringIndex | None:
+        """The trigram index to read, unless the backend has its own."""
+        if capabilities.substring_index:
+            return None
+        return self._full_text if capabilities.full_text_trigrams else self._search
 
     # The parts.
 
@@ -275,7 +281,16 @@ class Repository:
         conditions = [self._filters[name].condition for name in sorted(filters)]
         source: sa.FromClause = self.table
         order: sa.ColumnElement[Any] = self._id
-        if plan != "scan":
+        if plan == "match":
+            # The rows FTS5 finds, in key order; stop at the page's end.
+            assert self._full_text is not None
+            found = self._full_text
+            conditions.append(found.matched.op("MATCH")(sa.bindparam("match")))
+            source = found.table.join(self.table, found.key == self._id)
+            if "after_id" in filters:
+                conditions.append(found.key > sa.bindparam("after_id"))
+            order = found.key
+        elif plan != "scan":
             assert self._search is not None
             index = self._search
             if plan in ("trigram", "trigrams"):

@@ -134,6 +134,46 @@ def index_triggers(
     }
 
 
+def full_text_index(*, table: str, key: str, column: str, index: str) -> dict[str, str]:
+    """SQLite's statements, by the name of what each makes, for the FTS5 table
+    `index` of `column`'s trigrams, with `table`'s `key` as its rowid: the table
+    itself (FTS5's own trigram tokenizer over the padded text, so that it
+    holds what `trigrams()` computes; contentless, keeping no copy of the
+    text), its vocabulary (`<index>_terms`: each trigram and its count of
+    rows), the rows already stored, and the triggers that keep it in step. A
+    contentless table forgets a row by being told its old text: the triggers
+    pass what they add. FTS5 buffers the trigrams a transaction writes and
+    stores them at commit as one segment, merged with others later, where a
+    table ordered by trigram would write a page for each trigram a rename
+    changes (`python -m bench.sqlite_index_writes`).
+    """
+    pad = f"char({ord(PAD)}, {ord(PAD)})"
+    old, new = (f"{row}.{column} || {pad}" for row in ("OLD", "NEW"))
+    add = f"INSERT INTO {index} (rowid, {column}) VALUES (NEW.{key}, {new})"
+    remove = f"INSERT INTO {index} ({index}, rowid, {column}) VALUES ('delete', OLD.{key}, {old})"
+    return {
+        index: f"CREATE VIRTUAL TABLE {index} USING fts5({column}, content='', detail='none', "
+        "tokenize='trigram case_sensitive 1')",
+        f"{index}_terms": f"CREATE VIRTUAL TABLE {index}_terms USING fts5vocab({index}, row)",
+        f"{index} rows": f"INSERT INTO {index} (rowid, {column}) "
+        f"SELECT {key}, {column} || {pad} FROM {table}",
+        f"{index}_insert": f"CREATE TRIGGER {index}_insert AFTER INSERT ON {table} "
+        f"BEGIN {add}; END",
+        f"{index}_update": f"CREATE TRIGGER {index}_update AFTER UPDATE OF {column} ON {table} "
+        f"WHEN OLD.{column} IS NOT NEW.{column} BEGIN {remove}; {add}; END",
+        f"{index}_delete": f"CREATE TRIGGER {index}_delete AFTER DELETE ON {table} "
+        f"BEGIN {remove}; END",
+    }
+
+
+def full_text_tables(index: str) -> set[str]:
+    """The tables an FTS5 index of `full_text_index` makes: itself, its
+    vocabulary, and FTS5's own (not in any model)."""
+    return {index, f"{index}_terms"} | {
+        f"{index}_{shadow}" for shadow in ("data", "idx", "config", "docsize", "content")
+    }
+
+
 def _mysql_trigram_loops(index: str, index_key: str, key: str, old: str, new: str) -> str:
     """The body of MySQL's update trigger: a loop over the old text's positions
     that deletes each trigram the new text does not hold, by its primary key,
@@ -177,15 +217,19 @@ class Plan:
     """How one search reads its rows: through the rows of one trigram
     (`trigram`), those of them that hold a second (`also`) where the text has
     more than one, through those of every trigram in a range that starts with a
-    short text (`low` to `high`), or by the scan (none)."""
+    short text (`low` to `high`), through the rows an FTS5 query finds
+    (`match`), or by the scan (none)."""
 
     trigram: str | None = None
     also: str | None = None
     low: str | None = None
     high: str | None = None
+    match: str | None = None
 
     @property
     def kind(self) -> str:
+        if self.match:
+            return "match"
         if self.trigram:
             return "trigrams" if self.also else "trigram"
         return "prefix" if self.low else "scan"
@@ -224,7 +268,7 @@ class TrigramIndex:
             COMMON,
         )
         # Counted lately, by database: a trigram, or a short text's range.
-        self._counted: weakref.WeakKeyDictionary[Engine, _Counts] = weakref.WeakKeyDictionary()
+        self._counted = _CountsByDatabase()
         # Up to TRIGRAMS_COUNTED counts in one statement, each row (n, count).
         self._counts = [
             sa.union_all(
@@ -244,29 +288,19 @@ class TrigramIndex:
         high = _after_every_extension_of(text)
         if high is None:
             return Plan()
-        counts = self._counts_of(connection.engine)
+        counts = self._counted.of(connection.engine)
         counted = counts.get(("range", text))
         if counted is None:
             _, counted = connection.execute(self._count_range, {"low": text, "high": high}).one()
             counts.keep(("range", text), counted)
         return Plan() if counted >= COMMON else Plan(low=text, high=high)
 
-    def _counts_of(self, engine: Engine) -> "_Counts":
-        counts = self._counted.get(engine)
-        if counts is None:
-            counts = self._counted.setdefault(engine, _Counts())
-        return counts
-
     def _rarest(self, connection: Connection, text: str) -> Plan:
         """The plan through the text's rarest trigram and its next rarest."""
-        # In the order they occur: of trigrams alike in count, those far apart
-        # in the text are the least likely to occur together elsewhere.
-        inside = list(dict.fromkeys(text[start : start + 3] for start in range(len(text) - 2)))
-        if len(inside) == 1:
-            return Plan(trigram=inside[0])
-        # Spread over the text: its rarest trigram is most likely among them.
-        counted = inside[:: max(1, len(inside) // TRIGRAMS_COUNTED)][:TRIGRAMS_COUNTED]
-        kept = self._counts_of(connection.engine)
+        counted = _spread_trigrams(text)
+        if len(counted) == 1:
+            return Plan(trigram=counted[0])
+        kept = self._counted.of(connection.engine)
         earlier = [kept.get(trigram) for trigram in counted]
         missing = [n for n, count in enumerate(earlier) if count is None]
         fetched: dict[int, int] = {}
@@ -284,6 +318,94 @@ class TrigramIndex:
             key=lambda n: (counts[n], -abs(n - rarest)),
         )
         return Plan(trigram=counted[rarest], also=counted[also])
+
+
+class FullTextIndex:
+    """The FTS5 table of `full_text_index` (SQLite) for the query field
+    `field`, whose value `searched` turns into the text looked for. A text of
+    three characters or more is looked up as its trigrams (up to
+    TRIGRAMS_COUNTED of them), all held by each row found; a short one as the
+    trigrams that start with it, from the table's vocabulary, any held by each
+    row found, unless they are in COMMON rows or more, when the scan meets its
+    rows sooner. FTS5 gives the rows in key order, each then checked with the
+    exact `LIKE`: the same rows, in the same order, as the scan.
+    """
+
+    def __init__(
+        self, index: str, *, column: str, field: str, searched: Callable[[str], str]
+    ) -> None:
+        # Not in the models' metadata: a revision makes it, on SQLite only.
+        metadata = sa.MetaData()
+        self.table = sa.Table(
+            index, metadata, sa.Column("rowid", sa.Integer), sa.Column(column, sa.Text)
+        )
+        self.key = self.table.c.rowid
+        # A table of detail=none is matched as a whole, not by column.
+        self.matched: sa.ColumnElement[Any] = sa.literal_column(index)
+        self.field = field
+        self.searched = searched
+        terms = sa.Table(
+            f"{index}_terms", metadata, sa.Column("term", sa.Text), sa.Column("doc", sa.Integer)
+        )
+        self._terms = sa.select(terms.c.term, terms.c.doc).where(
+            terms.c.term >= sa.bindparam("low"), terms.c.term < sa.bindparam("high")
+        )
+        # Short texts found common lately, by database.
+        self._common = _CountsByDatabase()
+
+    def plan(self, connection: Connection, text: str) -> Plan:
+        if not text:  # every row holds it
+            return Plan()
+        if len(text) >= 3:
+            return Plan(match=" AND ".join(map(_quoted, _spread_trigrams(text))))
+        high = _after_every_extension_of(text)
+        common = self._common.of(connection.engine)
+        if high is None or common.get(text) is not None:
+            return Plan()
+        terms: list[str] = []
+        rows = 0  # at most this many: a row may hold several of the terms
+        result = connection.execute(self._terms, {"low": text, "high": high})
+        try:
+            for term, count in result:
+                terms.append(term)
+                rows += count
+                if rows >= COMMON:
+                    common.keep(text, rows)
+                    return Plan()
+        finally:
+            result.close()
+        # Without terms, no row holds the text: nor the padded text, then.
+        return Plan(match=" OR ".join(map(_quoted, terms or [text.ljust(3, PAD)])))
+
+
+SubstringIndex = TrigramIndex | FullTextIndex
+
+
+def _spread_trigrams(text: str) -> list[str]:
+    """Up to TRIGRAMS_COUNTED of the trigrams inside `text` (three characters
+    or more), spread over it, in the order they occur: of trigrams alike in
+    count, those far apart in the text are the least likely to occur together
+    elsewhere, and its rarest is most likely among them."""
+    inside = list(dict.fromkeys(text[start : start + 3] for start in range(len(text) - 2)))
+    return inside[:: max(1, len(inside) // TRIGRAMS_COUNTED)][:TRIGRAMS_COUNTED]
+
+
+def _quoted(trigram: str) -> str:
+    """A trigram as an FTS5 string, which the trigram tokenizer reads as one token."""
+    return '"' + trigram.replace('"', '""') + '"'
+
+
+class _CountsByDatabase:
+    """`_Counts` for each database (engine) a process reaches, forgotten with it."""
+
+    def __init__(self) -> None:
+        self._counts: weakref.WeakKeyDictionary[Engine, _Counts] = weakref.WeakKeyDictionary()
+
+    def of(self, engine: Engine) -> "_Counts":
+        counts = self._counts.get(engine)
+        if counts is None:
+            counts = self._counts.setdefault(engine, _Counts())
+        return counts
 
 
 class _Counts:

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.model import TABLE_OPTIONS, TEXT_OPTIONS, Base, utcnow
-from service.db.search import index_triggers
+from service.db.search import full_text_index, index_triggers
 from service.db.types import ExactString, UTCDateTime
 
 NAME_LENGTH = 255
@@ -16,6 +16,8 @@ NAME_FOLDED_LENGTH = 3 * NAME_LENGTH
 # On PostgreSQL, the function whose GIN index finds a name's one- and
 # two-character texts (revision 0009; `service.db.search.ShortTextIndexed`).
 NAME_GRAMS = "item_name_grams"
+# On SQLite, the FTS5 table of `name_folded`'s trigrams (revision 0012).
+NAME_FULL_TEXT = "item_name_fts"
 
 
 def fold_case(text: str) -> str:
@@ -46,7 +48,8 @@ class Item(Base):
 class ItemNameTrigram(Base):
     """The trigrams of each item's `name_folded`, so that `q` is answered from an
     index where the backend has none of its own (`service.db.search`); empty
-    on PostgreSQL, where pg_trgm and the index on `NAME_GRAMS` answer it."""
+    on PostgreSQL, where pg_trgm and the index on `NAME_GRAMS` answer it, and
+    on SQLite, where FTS5 holds them (`NAME_FULL_TEXT`)."""
 
     __tablename__ = "item_name_trigrams"
     # Stored in (trigram, item_id) order, as searches walk it. No foreign key:
@@ -58,9 +61,16 @@ class ItemNameTrigram(Base):
     item_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
 
 
+def name_full_text_index() -> dict[str, str]:
+    """SQLite's statements that make `NAME_FULL_TEXT` and keep it in step with
+    `name_folded` (revision 0012)."""
+    return full_text_index(table="items", key="id", column="name_folded", index=NAME_FULL_TEXT)
+
+
 def name_index_triggers(dialect: str) -> dict[str, str]:
     """The triggers, by name, that keep `item_name_trigrams` in step with
-    `name_folded` on SQLite and MySQL/MariaDB (revisions 0010 and 0011)."""
+    `name_folded` on MySQL/MariaDB (revisions 0010 and 0011), and on SQLite
+    before revision 0012."""
     return index_triggers(
         dialect,
         table="items",

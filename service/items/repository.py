@@ -5,9 +5,9 @@ from typing import cast
 import sqlalchemy as sa
 
 from service.db.repository import Filter, Repository, Row
-from service.db.search import ShortTextIndexed, TrigramIndex
+from service.db.search import FullTextIndex, ShortTextIndexed, TrigramIndex
 from service.errors import Answer, ConstraintAnswers
-from service.items.models import NAME_GRAMS, Item, ItemNameTrigram, fold_case
+from service.items.models import NAME_FULL_TEXT, NAME_GRAMS, Item, ItemNameTrigram, fold_case
 from service.items.schemas import ItemRead
 
 items = cast(sa.Table, Item.__table__)
@@ -45,6 +45,7 @@ ITEMS = Repository(
     },
     stored=_with_folded_name,
     search=TrigramIndex(name_trigrams, key="item_id", field="q", searched=fold_case),
+    full_text=FullTextIndex(NAME_FULL_TEXT, column="name_folded", field="q", searched=fold_case),
 )
 
 ANSWERS: ConstraintAnswers = {

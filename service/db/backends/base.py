@@ -37,6 +37,9 @@ class Capabilities:
     # An index of its own answers `LIKE '%text%'` (PostgreSQL's pg_trgm); else
     # a resource's trigram table does (`service.db.search`).
     substring_index: bool = False
+    # FTS5 holds the trigrams instead (SQLite): it stores each transaction's
+    # as one segment, where a table of them writes a page for each.
+    full_text_trigrams: bool = False
 
 
 class ErrorKind(enum.Enum):

@@ -100,6 +100,7 @@ class SQLiteFile(SQLite):
             # waits for a writer. Lists stay on threads: a long list on the loop
             # would hold up every other request.
             short_reads_on_loop=True,
+            full_text_trigrams=True,
         )
 
     def engine_options(self) -> dict[str, Any]:
@@ -136,6 +137,7 @@ class SQLiteMemory(SQLite):
             update_returning=True,
             one_writer_thread=False,
             short_reads_on_loop=False,
+            full_text_trigrams=True,
         )
 
     def engine_options(self) -> dict[str, Any]:

@@ -1,0 +1,55 @@
+"""SQLite keeps the items' name trigrams in FTS5 instead of the trigram table of
+revisions 0009 and 0010: FTS5 stores the trigrams a transaction writes as one
+segment, where the table wrote a page for each trigram a rename changed, so
+that a rename cost SQLite's one writer about twice as much. FTS5's own trigram
+tokenizer reads the padded folded name, so that the table holds the trigrams
+the service looks up; its vocabulary gives a short text's. The triggers and
+the rows of the trigram table go (the table stays, empty, as on PostgreSQL);
+MySQL/MariaDB and PostgreSQL are unchanged. Going down, the trigram table is
+filled again from the names and its triggers come back.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-11-30
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+from service.db.search import PAD
+from service.items.models import NAME_FOLDED_LENGTH, name_full_text_index, name_index_triggers
+
+revision: str = "0012"
+down_revision: str | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    for name in name_index_triggers("sqlite"):
+        op.execute(f"DROP TRIGGER {name}")
+    op.execute("DELETE FROM item_name_trigrams")
+    for statement in name_full_text_index().values():
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    made = name_full_text_index()
+    for name, statement in reversed(made.items()):
+        if statement.startswith("CREATE TRIGGER"):
+            op.execute(f"DROP TRIGGER {name}")
+        elif statement.startswith("CREATE VIRTUAL TABLE"):
+            op.execute(f"DROP TABLE {name}")
+    op.execute(
+        "INSERT INTO item_name_trigrams (trigram, item_id) "
+        "WITH RECURSIVE positions (n) AS "
+        f"(SELECT 1 UNION ALL SELECT n + 1 FROM positions WHERE n < {NAME_FOLDED_LENGTH}) "
+        f"SELECT DISTINCT substr(name_folded || char({ord(PAD)}, {ord(PAD)}), n, 3), id "
+        "FROM items JOIN positions ON n <= length(name_folded)"
+    )
+    for create in name_index_triggers("sqlite").values():
+        op.execute(create)

@@ -3,18 +3,19 @@
 `LIKE '%text%'` can use no B-tree index: each such search reads the whole
 table. PostgreSQL has pg_trgm for it, for texts of three characters or more;
 for shorter ones, a GIN index of each text's characters and pairs of
-characters (`ShortTextIndexed`). SQLite and MySQL/MariaDB get a table of
-trigrams instead, kept by the database itself, by triggers, in the same
-statement as the rows they index: for
-every position of the searched column, the three characters starting there
-(padded at the end). A row holding the text holds every trigram of it, so a
-search walks the rows of the text's rarest trigram, in key order, keeps those
-that hold its next rarest too (a lookup in the same index), and checks each
-with the exact `LIKE`: the same rows, in the same order, as a scan, read
-from a few index entries instead of the table. Text of one or two characters
-is a prefix of trigrams: the rows of a short text are those whose trigrams
-start with it; a short text found in many rows is left to the scan, which
-meets matches soon, in key order.
+characters (`ShortTextIndexed`). MySQL/MariaDB get a table of trigrams
+instead, and SQLite FTS5's (`full_text_index`, `FullTextIndex`), both kept
+by the database itself, by triggers, in the same statement as the rows they
+index: for every position of the searched column, the three characters
+starting there (padded at the end). A row holding the text holds every
+trigram of it, so a search walks the rows of the text's rarest trigram, in
+key order, keeps those that hold its next rarest too (a lookup in the same
+index), and checks each with the exact `LIKE`: the same rows, in the same
+order, as a scan, read from a few index entries instead of the table (FTS5
+walks the rows of all of them itself). Text of one or two characters is a
+prefix of trigrams: the rows of a short text are those whose trigrams start
+with it; a short text found in many rows is left to the scan, which meets
+matches soon, in key order.
 """
 
 import time

@@ -140,8 +140,9 @@ def full_text_index(*, table: str, key: str, column: str, index: str) -> dict[st
     `index` of `column`'s trigrams, with `table`'s `key` as its rowid: the table
     itself (FTS5's own trigram tokenizer over the padded text, so that it
     holds what `trigrams()` computes; contentless, keeping no copy of the
-    text), its vocabulary (`<index>_terms`: each trigram and its count of
-    rows), the rows already stored, and the triggers that keep it in step. A
+    text, nor positions, nor sizes: searches need none), its vocabulary
+    (`<index>_terms`: each trigram and its count of rows), the rows already
+    stored, and the triggers that keep it in step. A
     contentless table forgets a row by being told its old text: the triggers
     pass what they add. FTS5 buffers the trigrams a transaction writes and
     stores them at commit as one segment, merged with others later, where a
@@ -154,7 +155,7 @@ def full_text_index(*, table: str, key: str, column: str, index: str) -> dict[st
     remove = f"INSERT INTO {index} ({index}, rowid, {column}) VALUES ('delete', OLD.{key}, {old})"
     return {
         index: f"CREATE VIRTUAL TABLE {index} USING fts5({column}, content='', detail='none', "
-        "tokenize='trigram case_sensitive 1')",
+        "columnsize=0, tokenize='trigram case_sensitive 1')",
         f"{index}_terms": f"CREATE VIRTUAL TABLE {index}_terms USING fts5vocab({index}, row)",
         f"{index} rows": f"INSERT INTO {index} (rowid, {column}) "
         f"SELECT {key}, {column} || {pad} FROM {table}",

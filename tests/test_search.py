@@ -11,8 +11,13 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from conftest import BACKEND
+from alembic import command
+from conftest import BACKEND, settings_for
+from service import migrations
+from service.app import create_app
+from service.db.engine import create_engine
 from service.db.search import trigrams
+from service.db.urls import parse_database_url
 from service.items.models import Item, ItemNameTrigram
 
 Create = Callable[..., dict[str, Any]]
@@ -215,3 +220,38 @@ def test_renames_and_creates_at_once_leave_every_name_found(
     names = [item["name"] for item in client.get("/items/", params={"limit": 1000}).json()]
     for q in ("start", "round", "round 4", "ψ", "ψ1", "new", "new 2", "Ψ23", "s", "0 ψ"):
         assert found(client, q) == by_reading_every_name(names, q), q
+
+
+def test_names_stored_before_the_index_are_found_after_it_down_and_up(
+    empty_database: str,
+) -> None:
+    # The revisions that build the index (0009, 0012 on SQLite) index the
+    # names already stored, and going down to 0011 and up again keeps them.
+    engine = create_engine(parse_database_url(empty_database), settings_for(empty_database))
+    config = migrations.alembic_config()
+    config.attributes["connection"] = engine
+    stored = NAMES[:12]
+    try:
+        command.upgrade(config, "0008")  # before any trigram
+        with engine.begin() as connection:
+            connection.execute(
+                sa.insert(Item),
+                [{"name": name, "name_folded": name.casefold(), "price": 1} for name in stored],
+            )
+        command.upgrade(config, "head")
+        command.downgrade(config, "0011")
+        with engine.connect() as connection:
+            names = connection.execute(sa.select(Item.id, Item.name_folded)).all()
+            rows = set(
+                connection.execute(sa.select(ItemNameTrigram.trigram, ItemNameTrigram.item_id))
+            )
+        # PostgreSQL keeps no trigram rows; the others do at 0011.
+        assert rows == (set() if BACKEND == "postgresql" else {
+            (trigram, key) for key, name in names for trigram in trigrams(name)
+        })  # fmt: skip
+        command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+    with TestClient(create_app(settings_for(empty_database, migrate_on_start=False))) as client:
+        for q in QUERIES:
+            assert found(client, q) == by_reading_every_name(stored, q), q

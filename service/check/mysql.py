@@ -20,7 +20,8 @@ from service.check.galera import galera_state
 from service.check.privileges import first_failing_step, for_migrations, migration_steps
 from service.check.versions import server_version, version_finding
 from service.db.backends import Backend
-from service.db.backends.mysql import POOL_RECYCLE_SECONDS, error_code
+from service.db.backends.mysql import POOL_RECYCLE_SECONDS
+from service.db.backends.mysql_errors import error_code
 from service.models import metadata
 
 # "You do not have the SUPER privilege and binary logging is enabled".

@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from service.db.backends.mysql_errors import error_code
+
 LOCK_TABLE = "items_service_migration_lock"
 # A holder that died mid-migration leaves its row: after this long, it is taken over.
 STALE_SECONDS = 600
@@ -59,7 +61,7 @@ def _take(connection: Connection, holder: str) -> bool:
         connection.commit()
     except DBAPIError as error:
         connection.rollback()
-        if _code(error) in (_DUPLICATE_KEY, _LOST):
+        if error_code(error) in (_DUPLICATE_KEY, _LOST):
             return False
         raise
     return True
@@ -74,11 +76,6 @@ def _committed(connection: Connection, statement: str, parameters: Any = ()) -> 
             return
         except DBAPIError as error:
             connection.rollback()
-            if _code(error) != _LOST:
+            if error_code(error) != _LOST:
                 raise
         time.sleep(random.uniform(0.05, 0.2))
-
-
-def _code(error: DBAPIError) -> object:
-    arguments: tuple[object, ...] = getattr(error.orig, "args", ())
-    return arguments[0] if arguments else None

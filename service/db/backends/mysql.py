@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from service.db.backends.base import Broken, BrokenConstraint, ErrorKind, NetworkBackend, held
 from service.db.backends.galera import galera_migration_lock
+from service.db.backends.mysql_errors import error_code, server_error_number
 
 # Server-side idle timeouts default to 8 hours on MySQL; hosted servers often cut sooner.
 POOL_RECYCLE_SECONDS = 1800
@@ -81,7 +82,7 @@ class MySQL(NetworkBackend):
         return ErrorKind.BUG
 
     def server_cannot_serve(self, error: BaseException) -> bool:
-        return _server_error_number(error) == _NOT_READY
+        return server_error_number(error) == _NOT_READY
 
     def broken_constraint(self, error: DBAPIError) -> BrokenConstraint | None:
         broken = _BROKEN.get(error_code(error) or 0)
@@ -138,14 +139,3 @@ def _is_galera_node(cursor: Any) -> bool:
     cursor.execute("SHOW VARIABLES LIKE 'wsrep_on'")
     row = cursor.fetchone()
     return row is not None and str(row[1]).upper() == "ON"
-
-
-def error_code(error: DBAPIError) -> int | None:
-    return _server_error_number(error.orig)
-
-
-def _server_error_number(error: BaseException | None) -> int | None:
-    """The error number mysqlclient's exception carries first; None if it has none."""
-    arguments: tuple[object, ...] = getattr(error, "args", ())
-    code = arguments[0] if arguments else None
-    return code if isinstance(code, int) and code > 0 else None

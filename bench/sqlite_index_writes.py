@@ -26,9 +26,8 @@ RENAMED = "Renamed Widget {}"
 
 def without_index(url: str) -> None:
     with sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None) as connection:
-        for name, statement in name_full_text_index().items():
-            if statement.startswith("CREATE TRIGGER"):
-                connection.execute(f"DROP TRIGGER {name}")
+        for name in name_full_text_index().triggers:
+            connection.execute(f"DROP TRIGGER {name}")
 
 
 def with_trigram_table(url: str) -> None:

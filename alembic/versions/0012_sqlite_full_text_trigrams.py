@@ -31,19 +31,22 @@ def upgrade() -> None:
     for name in name_index_triggers("sqlite"):
         op.execute(f"DROP TRIGGER {name}")
     op.execute("DELETE FROM item_name_trigrams")
-    for statement in name_full_text_index().values():
-        op.execute(statement)
+    made = name_full_text_index()
+    for create in made.tables.values():
+        op.execute(create)
+    op.execute(made.fill)
+    for create in made.triggers.values():
+        op.execute(create)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
     made = name_full_text_index()
-    for name, statement in reversed(made.items()):
-        if statement.startswith("CREATE TRIGGER"):
-            op.execute(f"DROP TRIGGER {name}")
-        elif statement.startswith("CREATE VIRTUAL TABLE"):
-            op.execute(f"DROP TABLE {name}")
+    for name in made.triggers:
+        op.execute(f"DROP TRIGGER {name}")
+    for name in reversed(made.tables):
+        op.execute(f"DROP TABLE {name}")
     op.execute(
         "INSERT INTO item_name_trigrams (trigram, item_id) "
         "WITH RECURSIVE positions (n) AS "

@@ -135,37 +135,50 @@ def index_triggers(
     }
 
 
-def full_text_index(*, table: str, key: str, column: str, index: str) -> dict[str, str]:
-    """SQLite's statements, by the name of what each makes, for the FTS5 table
-    `index` of `column`'s trigrams, with `table`'s `key` as its rowid: the table
-    itself (FTS5's own trigram tokenizer over the padded text, so that it
-    holds what `trigrams()` computes; contentless, keeping no copy of the
-    text, nor positions, nor sizes: searches need none), its vocabulary
-    (`<index>_terms`: each trigram and its count of rows), the rows already
-    stored, and the triggers that keep it in step. A
-    contentless table forgets a row by being told its old text: the triggers
-    pass what they add. FTS5 buffers the trigrams a transaction writes and
-    stores them at commit as one segment, merged with others later, where a
-    table ordered by trigram would write a page for each trigram a rename
-    changes (`python -m bench.sqlite_index_writes`).
+@dataclass(frozen=True)
+class FullTextStatements:
+    """SQLite's statements for an FTS5 index of `full_text_index`: the tables
+    it makes, by name, in the order to make them; the one that fills it with
+    the rows already stored; the triggers that keep it in step, by name."""
+
+    tables: dict[str, str]
+    fill: str
+    triggers: dict[str, str]
+
+
+def full_text_index(*, table: str, key: str, column: str, index: str) -> FullTextStatements:
+    """SQLite's statements for the FTS5 table `index` of `column`'s trigrams,
+    with `table`'s `key` as its rowid: the table itself (FTS5's own trigram
+    tokenizer over the padded text, so that it holds what `trigrams()`
+    computes; contentless, keeping no copy of the text, nor positions, nor
+    sizes: searches need none), its vocabulary (`<index>_terms`: each trigram
+    and its count of rows), the rows already stored, and the triggers that
+    keep it in step. A contentless table forgets a row by being told its old
+    text: the triggers pass what they add. FTS5 buffers the trigrams a
+    transaction writes and stores them at commit as one segment, merged with
+    others later, where a table ordered by trigram would write a page for
+    each trigram a rename changes (`python -m bench.sqlite_index_writes`).
     """
     pad = f"char({ord(PAD)}, {ord(PAD)})"
     old, new = (f"{row}.{column} || {pad}" for row in ("OLD", "NEW"))
     add = f"INSERT INTO {index} (rowid, {column}) VALUES (NEW.{key}, {new})"
     remove = f"INSERT INTO {index} ({index}, rowid, {column}) VALUES ('delete', OLD.{key}, {old})"
-    return {
-        index: f"CREATE VIRTUAL TABLE {index} USING fts5({column}, content='', detail='none', "
-        "columnsize=0, tokenize='trigram case_sensitive 1')",
-        f"{index}_terms": f"CREATE VIRTUAL TABLE {index}_terms USING fts5vocab({index}, row)",
-        f"{index} rows": f"INSERT INTO {index} (rowid, {column}) "
-        f"SELECT {key}, {column} || {pad} FROM {table}",
-        f"{index}_insert": f"CREATE TRIGGER {index}_insert AFTER INSERT ON {table} "
-        f"BEGIN {add}; END",
-        f"{index}_update": f"CREATE TRIGGER {index}_update AFTER UPDATE OF {column} ON {table} "
-        f"WHEN OLD.{column} IS NOT NEW.{column} BEGIN {remove}; {add}; END",
-        f"{index}_delete": f"CREATE TRIGGER {index}_delete AFTER DELETE ON {table} "
-        f"BEGIN {remove}; END",
-    }
+    return FullTextStatements(
+        tables={
+            index: f"CREATE VIRTUAL TABLE {index} USING fts5({column}, content='', "
+            "detail='none', columnsize=0, tokenize='trigram case_sensitive 1')",
+            f"{index}_terms": f"CREATE VIRTUAL TABLE {index}_terms USING fts5vocab({index}, row)",
+        },
+        fill=f"INSERT INTO {index} (rowid, {column}) SELECT {key}, {column} || {pad} FROM {table}",
+        triggers={
+            f"{index}_insert": f"CREATE TRIGGER {index}_insert AFTER INSERT ON {table} "
+            f"BEGIN {add}; END",
+            f"{index}_update": f"CREATE TRIGGER {index}_update AFTER UPDATE OF {column} "
+            f"ON {table} WHEN OLD.{column} IS NOT NEW.{column} BEGIN {remove}; {add}; END",
+            f"{index}_delete": f"CREATE TRIGGER {index}_delete AFTER DELETE ON {table} "
+            f"BEGIN {remove}; END",
+        },
+    )
 
 
 def full_text_tables(index: str) -> set[str]:

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.model import TABLE_OPTIONS, TEXT_OPTIONS, Base, utcnow
-from service.db.search import full_text_index, index_triggers
+from service.db.search import FullTextStatements, full_text_index, index_triggers
 from service.db.types import ExactString, UTCDateTime
 
 NAME_LENGTH = 255
@@ -61,7 +61,7 @@ class ItemNameTrigram(Base):
     item_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
 
 
-def name_full_text_index() -> dict[str, str]:
+def name_full_text_index() -> FullTextStatements:
     """SQLite's statements that make `NAME_FULL_TEXT` and keep it in step with
     `name_folded` (revision 0012)."""
     return full_text_index(table="items", key="id", column="name_folded", index=NAME_FULL_TEXT)

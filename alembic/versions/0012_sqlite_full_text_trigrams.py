@@ -16,8 +16,7 @@ Create Date: 2026-11-30
 from collections.abc import Sequence
 
 from alembic import op
-from service.db.search import PAD
-from service.items.models import NAME_FOLDED_LENGTH, name_full_text_index, name_index_triggers
+from service.items.models import name_full_text_index, name_index_rows, name_index_triggers
 
 revision: str = "0012"
 down_revision: str | None = "0011"
@@ -47,12 +46,6 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER {name}")
     for name in reversed(made.tables):
         op.execute(f"DROP TABLE {name}")
-    op.execute(
-        "INSERT INTO item_name_trigrams (trigram, item_id) "
-        "WITH RECURSIVE positions (n) AS "
-        f"(SELECT 1 UNION ALL SELECT n + 1 FROM positions WHERE n < {NAME_FOLDED_LENGTH}) "
-        f"SELECT DISTINCT substr(name_folded || char({ord(PAD)}, {ord(PAD)}), n, 3), id "
-        "FROM items JOIN positions ON n <= length(name_folded)"
-    )
+    op.execute(name_index_rows())
     for create in name_index_triggers("sqlite").values():
         op.execute(create)

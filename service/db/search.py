@@ -87,7 +87,7 @@ def index_triggers(
         """The trigram at position n of `text` (compared as bytes on MySQL)."""
         if mysql:
             return _mysql_trigram_at("n", text)
-        return f"substr({text} || char({ord(PAD)}, {ord(PAD)}), n, 3)"
+        return _sqlite_trigram_at("n", text)
 
     def each(text: str) -> str:
         return f"FROM positions WHERE n <= {length}({text})"
@@ -133,6 +133,21 @@ def index_triggers(
         name % "delete": f"CREATE TRIGGER {name % 'delete'} AFTER DELETE ON {table} "
         f"BEGIN {remove(gone, old)}; END",
     }
+
+
+def index_rows(
+    *, table: str, key: str, column: str, index: str, index_key: str, longest: int
+) -> str:
+    """SQLite's statement that writes into the trigram table `index` the
+    trigrams of every row of `table` already stored, as the insert trigger of
+    `index_triggers` writes one row's; `longest` is the most characters
+    `column` holds."""
+    return (
+        f"INSERT INTO {index} (trigram, {index_key}) WITH RECURSIVE positions (n) AS "
+        f"(SELECT 1 UNION ALL SELECT n + 1 FROM positions WHERE n < {longest}) "
+        f"SELECT DISTINCT {_sqlite_trigram_at('n', column)}, {key} "
+        f"FROM {table} JOIN positions ON n <= length({column})"
+    )
 
 
 @dataclass(frozen=True)
@@ -220,6 +235,11 @@ def _mysql_trigram_loops(index: str, index_key: str, key: str, old: str, new: st
         )
         + " END;"
     )
+
+
+def _sqlite_trigram_at(position: str, text: str) -> str:
+    """SQLite's trigram of the padded `text` at `position`."""
+    return f"substr({text} || char({ord(PAD)}, {ord(PAD)}), {position}, 3)"
 
 
 def _mysql_trigram_at(position: str, text: str) -> str:

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.model import TABLE_OPTIONS, TEXT_OPTIONS, Base, utcnow
-from service.db.search import FullTextStatements, full_text_index, index_triggers
+from service.db.search import FullTextStatements, full_text_index, index_rows, index_triggers
 from service.db.types import ExactString, UTCDateTime
 
 NAME_LENGTH = 255
@@ -78,4 +78,17 @@ def name_index_triggers(dialect: str) -> dict[str, str]:
         column="name_folded",
         index="item_name_trigrams",
         index_key="item_id",
+    )
+
+
+def name_index_rows() -> str:
+    """SQLite's statement that writes `item_name_trigrams` for the items already
+    stored (revision 0012, going down)."""
+    return index_rows(
+        table="items",
+        key="id",
+        column="name_folded",
+        index="item_name_trigrams",
+        index_key="item_id",
+        longest=NAME_FOLDED_LENGTH,
     )

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bench.servers import Server, process_tree_cpu_seconds
-from service.db.backends import backend_for
+from service.db.backends import SearchIndex, backend_for
 from service.db.engine import create_engine
 from service.db.search import trigrams
 from service.db.urls import parse_database_url
@@ -127,7 +127,7 @@ def seed(url: str, count: int) -> None:
     with_trigrams = (
         schema.has_table(ItemNameTrigram.__tablename__)
         and not schema.has_table(NAME_FULL_TEXT)
-        and not backend_for(engine.url, Settings()).capabilities.substring_index
+        and backend_for(engine.url, Settings()).capabilities.search_index is not SearchIndex.SERVER
     )
     # Known after the first batch: whether triggers wrote its trigrams.
     written_by_triggers: bool | None = None

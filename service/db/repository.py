@@ -20,7 +20,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 
-from service.db.backends import Capabilities, ErrorKind
+from service.db.backends import Capabilities, ErrorKind, SearchIndex
 from service.db.errors import ConstraintViolated, RowNotFound, violation
 from service.db.runtime import Database
 from service.db.search import FullTextIndex, Plan, SubstringIndex, TrigramIndex
@@ -231,10 +231,13 @@ class Repository:
         return self.index_for(database.capabilities)
 
     def index_for(self, capabilities: Capabilities) -> SubstringIndex | None:
-        """The trigram index to read, unless the backend has its own."""
-        if capabilities.substring_index:
-            return None
-        return self._full_text if capabilities.full_text_trigrams else self._search
+        """The resource's index to read for its substring filter; None where
+        the server has one of its own."""
+        return {
+            SearchIndex.SERVER: None,
+            SearchIndex.FULL_TEXT: self._full_text,
+            SearchIndex.TRIGRAM_TABLE: self._search,
+        }[capabilities.search_index]
 
     # The parts.
 

@@ -12,13 +12,22 @@ from service.db.backends.base import (
     BrokenConstraint,
     Capabilities,
     ErrorKind,
+    SearchIndex,
 )
 from service.db.backends.mysql import MySQL
 from service.db.backends.postgresql import PostgreSQL
 from service.db.backends.sqlite import SQLiteFile, SQLiteMemory
 from service.settings import Settings
 
-__all__ = ["Backend", "Broken", "BrokenConstraint", "Capabilities", "ErrorKind", "backend_for"]
+__all__ = [
+    "Backend",
+    "Broken",
+    "BrokenConstraint",
+    "Capabilities",
+    "ErrorKind",
+    "SearchIndex",
+    "backend_for",
+]
 
 
 def backend_for(url: URL, settings: Settings) -> Backend:

@@ -22,6 +22,18 @@ DEFAULT_POOL_TIMEOUT = 10.0
 DEFAULT_MAX_OVERFLOW = 0
 
 
+class SearchIndex(enum.Enum):
+    """What answers `LIKE '%text%'` from an index."""
+
+    # The server's own index (PostgreSQL's pg_trgm).
+    SERVER = "server"
+    # A resource's FTS5 table of trigrams (SQLite): it stores each
+    # transaction's trigrams as one segment, where a table writes a page for each.
+    FULL_TEXT = "full text"
+    # A resource's table of trigrams (`service.db.search`), kept by triggers.
+    TRIGRAM_TABLE = "trigram table"
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """How statements run on a backend; the data layer branches on these, never on its name."""
@@ -34,12 +46,7 @@ class Capabilities:
     one_writer_thread: bool
     # Reads by key run on the event loop itself, not on a worker thread.
     short_reads_on_loop: bool
-    # An index of its own answers `LIKE '%text%'` (PostgreSQL's pg_trgm); else
-    # a resource's trigram table does (`service.db.search`).
-    substring_index: bool = False
-    # FTS5 holds the trigrams instead (SQLite): it stores each transaction's
-    # as one segment, where a table of them writes a page for each.
-    full_text_trigrams: bool = False
+    search_index: SearchIndex = SearchIndex.TRIGRAM_TABLE
 
 
 class ErrorKind(enum.Enum):
@@ -155,7 +162,7 @@ class NetworkBackend(Backend):
     # A network database spends most of a call answering, so 40 threads keep it busy.
     default_pool_size = 40
     update_returning = False
-    substring_index = False
+    search_index = SearchIndex.TRIGRAM_TABLE
 
     @property
     def capabilities(self) -> Capabilities:
@@ -165,7 +172,7 @@ class NetworkBackend(Backend):
             one_writer_thread=False,
             # Waiting for the network on the event loop would stall every other request.
             short_reads_on_loop=False,
-            substring_index=self.substring_index,
+            search_index=self.search_index,
         )
 
     # Whether a server that cannot serve takes down every pooled connection

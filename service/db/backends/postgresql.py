@@ -7,7 +7,13 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from service.db.backends.base import Broken, BrokenConstraint, ErrorKind, NetworkBackend
+from service.db.backends.base import (
+    Broken,
+    BrokenConstraint,
+    ErrorKind,
+    NetworkBackend,
+    SearchIndex,
+)
 
 _READ_ONLY = "25006"
 # SQLSTATE classes and codes of a server that cannot serve now: connection
@@ -36,7 +42,7 @@ class PostgreSQL(NetworkBackend):
     driver_extra = "postgres"
     update_returning = True
     # pg_trgm, made by revision 0007.
-    substring_index = True
+    search_index = SearchIndex.SERVER
 
     def engine_options(self) -> dict[str, Any]:
         return self.pool_options() | {

@@ -16,6 +16,7 @@ from service.db.backends.base import (
     BrokenConstraint,
     Capabilities,
     ErrorKind,
+    SearchIndex,
 )
 
 # How long a write waits for another process's writer before it fails.
@@ -100,7 +101,7 @@ class SQLiteFile(SQLite):
             # waits for a writer. Lists stay on threads: a long list on the loop
             # would hold up every other request.
             short_reads_on_loop=True,
-            full_text_trigrams=True,
+            search_index=SearchIndex.FULL_TEXT,
         )
 
     def engine_options(self) -> dict[str, Any]:
@@ -137,7 +138,7 @@ class SQLiteMemory(SQLite):
             update_returning=True,
             one_writer_thread=False,
             short_reads_on_loop=False,
-            full_text_trigrams=True,
+            search_index=SearchIndex.FULL_TEXT,
         )
 
     def engine_options(self) -> dict[str, Any]:

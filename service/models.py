@@ -6,4 +6,8 @@ from service.orders.models import Order
 
 metadata = Base.metadata
 
-__all__ = ["Item", "ItemNameTrigram", "Order", "metadata"]
+# The tables the service reads and writes itself; the server's triggers write
+# `item_name_trigrams` (MySQL/MariaDB), unused elsewhere.
+SERVED_TABLES = (Item.__tablename__, Order.__tablename__)
+
+__all__ = ["SERVED_TABLES", "Item", "ItemNameTrigram", "Order", "metadata"]

@@ -315,10 +315,40 @@ def test_an_account_that_may_not_use_the_id_sequence_is_a_problem(empty_database
         assert result.returncode == 1
         privileges = check_of(result, "privileges")
         assert privileges["status"] == "problem"
-        assert "items_check_user may not read and write the items" in privileges["found"]
-        grant = "GRANT USAGE ON SEQUENCE public.items_id_seq TO items_check_user"
-        assert privileges["fix"].endswith(grant)
-        run_as_admin(empty_database, grant)
+        assert "items_check_user may not read and write items, orders" in privileges["found"]
+        # After the fix for migrating, which this account is not for.
+        grants = privileges["fix"].split("; ")[1:]
+        assert grants == [
+            f"GRANT USAGE ON SEQUENCE public.{table}_id_seq TO items_check_user"
+            for table in ("items", "orders")
+        ]
+        for grant in grants:
+            run_as_admin(empty_database, grant)
+        assert run_check(url, MIGRATE_ON_START="false").returncode == 0
+
+
+@pytest.mark.backends("postgresql")  # grants by table
+def test_an_account_that_may_write_the_items_but_not_the_orders_is_a_problem(
+    empty_database: str,
+) -> None:
+    migrate(empty_database)
+    items_only = (
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON items TO {name}",
+        "GRANT SELECT ON alembic_version TO {name}",
+        "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {name}",
+    )
+    with account(empty_database, *items_only) as url:
+        result = run_check(url, "--json", MIGRATE_ON_START="false")
+        assert result.returncode == 1
+        privileges = check_of(result, "privileges")
+        assert privileges["status"] == "problem"
+        grants = privileges["fix"].split("; ")[1:]
+        assert grants == [
+            f"GRANT {privilege} ON orders TO items_check_user"
+            for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE")
+        ]
+        for grant in grants:
+            run_as_admin(empty_database, grant)
         assert run_check(url, MIGRATE_ON_START="false").returncode == 0
 
 

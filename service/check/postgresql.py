@@ -19,6 +19,9 @@ from service.check.findings import (
 from service.check.privileges import first_failing_step, for_migrations, migration_steps
 from service.check.versions import server_version, version_finding
 from service.db.backends import Backend
+from service.models import SERVED_TABLES, metadata
+
+ROW_PRIVILEGES = ["SELECT", "INSERT", "UPDATE", "DELETE"]
 
 
 def server(connection: Connection, backend: Backend) -> Finding:
@@ -137,30 +140,38 @@ def privileges(connection: Connection, backend: Backend) -> Finding:
 
 def row_privileges(connection: Connection, user: str) -> list[Finding]:
     """What the service does to its existing tables that this account may not do."""
-    if scalar(connection, "SELECT to_regclass('items')") is None:
+    tables = [
+        table
+        for table in SERVED_TABLES
+        if scalar(connection, "SELECT to_regclass(:table)", table=table) is not None
+    ]
+    if not tables:
         return []
+    wanted = [(table, privilege) for table in tables for privilege in ROW_PRIVILEGES]
     missing = [
         f"GRANT {privilege} ON {table} TO {user}"
-        for table, privilege in connection.execute(
-            sa.text(
-                "SELECT t, p FROM (VALUES ('items', 'SELECT, INSERT, UPDATE, DELETE'), "
-                "('alembic_version', 'SELECT')) AS wanted(t, ps), "
-                "unnest(string_to_array(ps, ', ')) AS p "
-                "WHERE NOT has_table_privilege(to_regclass(t), p)"
-            )
+        for table, privilege in [*wanted, ("alembic_version", "SELECT")]
+        if scalar(
+            connection,
+            "SELECT has_table_privilege(to_regclass(:table), :privilege)",
+            table=table,
+            privilege=privilege,
         )
+        is False
     ]
-    sequence = scalar(connection, "SELECT pg_get_serial_sequence('items', 'id')")
-    if sequence is not None and not scalar(
-        connection, "SELECT has_sequence_privilege(:sequence, 'USAGE')", sequence=sequence
-    ):
-        missing.append(f"GRANT USAGE ON SEQUENCE {sequence} TO {user}")
+    for table in tables:
+        sequence = scalar(connection, "SELECT pg_get_serial_sequence(:table, 'id')", table=table)
+        if sequence is not None and not scalar(
+            connection, "SELECT has_sequence_privilege(:sequence, 'USAGE')", sequence=sequence
+        ):
+            missing.append(f"GRANT USAGE ON SEQUENCE {sequence} TO {user}")
+    served = ", ".join(tables)
     if not missing:
-        return [Finding("ok", f"{user} may read and write the items")]
+        return [Finding("ok", f"{user} may read and write {served}")]
     return [
         Finding(
             "problem",
-            f"{user} may not read and write the items as the service does",
+            f"{user} may not read and write {served} as the service does",
             "; ".join(missing),
         )
     ]
@@ -172,9 +183,10 @@ def owners_elsewhere(connection: Connection) -> dict[str, str]:
         sa.text(
             "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
-            "AND c.relname IN ('items', 'alembic_version') "
+            "AND c.relname = ANY(:tables) "
             "AND NOT pg_has_role(current_user, c.relowner, 'USAGE') ORDER BY c.relname"
-        )
+        ),
+        {"tables": [*metadata.tables, "alembic_version"]},
     )
     return {str(table): str(owner) for table, owner in rows}
 

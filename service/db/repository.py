@@ -20,10 +20,10 @@ from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 
-from service.db.backends import Capabilities, ErrorKind, SearchIndex
+from service.db.backends import Capabilities, ErrorKind
 from service.db.errors import ConstraintViolated, RowNotFound, violation
 from service.db.runtime import Database
-from service.db.search import FullTextIndex, Plan, SubstringIndex, TrigramIndex
+from service.db.search import Plan, SubstringIndex, SubstringSearch
 from service.db.types import read_form
 
 # Ids are 32-bit on every backend; a larger one cannot exist.
@@ -36,13 +36,9 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Filter:
     """A condition a list can have. Its bound parameter is named like the query
-    field it comes from; `prepare`, if given, turns the field's value into the
-    parameter's; `more`, if given, into the values of the other parameters the
-    condition binds, by name."""
+    field it comes from."""
 
     condition: sa.ColumnElement[bool]
-    prepare: Callable[[Any], Any] | None = None
-    more: Callable[[Any], Row] | None = None
 
 
 class PageQuery(Protocol):
@@ -66,17 +62,14 @@ class Repository:
         not_found: str,
         filters: Mapping[str, Filter] | None = None,
         stored: Callable[[Row], Row] | None = None,
-        search: TrigramIndex | None = None,
-        full_text: FullTextIndex | None = None,
+        search: SubstringSearch | None = None,
     ) -> None:
         """`read` is the TypedDict responses show; `not_found` the 404's detail;
         `stored`, if given, adds to the values written those derived from them;
-        `search`, if given, indexes a column for the substring filter named by
-        its field, where the backend has no index of its own for it, and
-        `full_text` does where FTS5 holds its trigrams (SQLite)."""
+        `search`, if given, is a filter for a substring of a column, answered
+        from an index."""
         self.table = table
         self._search = search
-        self._full_text = full_text
         self.not_found = not_found
         self.keys = tuple(read.__annotations__)
         (self._id,) = table.primary_key.columns
@@ -89,6 +82,8 @@ class Repository:
         self._filters = {"after_id": Filter(self._id > sa.bindparam("after_id"))} | dict(
             filters or {}
         )
+        if search is not None:
+            self._filters[search.field] = Filter(search.condition())
         self._stored = stored
         # Python-side defaults (`default=utcnow`, `onupdate=utcnow`) are computed
         # here, not by SQLAlchemy, so that the row written is known without reading it back.
@@ -178,21 +173,23 @@ class Repository:
     ) -> list[Row]:
         parameters: Row = {"limit": query.limit}
         used = []
-        for name, filter_ in self._filters.items():
+        for name in self._filters:
             value = getattr(query, name)
             if value is not None:
                 used.append(name)
-                parameters[name] = value if filter_.prepare is None else filter_.prepare(value)
-                if filter_.more is not None:
-                    parameters |= filter_.more(value)
+                parameters[name] = value
         filters = frozenset(used)
+        searched = None
+        if self._search is not None and (text := getattr(query, self._search.field)) is not None:
+            searched, values = self._search.parameters(text)
+            parameters |= values
         skip: int = getattr(query, "skip", 0)
         if skip:
             parameters["skip"] = skip
         with engine.connect() as connection:
             plan = Plan()
-            if index is not None and (searched := getattr(query, index.field)) is not None:
-                plan = index.plan(connection, index.searched(searched))
+            if index is not None and searched is not None:
+                plan = index.plan(connection, searched)
                 parameters |= {
                     "trigram": plan.trigram,
                     "also": plan.also,
@@ -233,11 +230,9 @@ class Repository:
     def index_for(self, capabilities: Capabilities) -> SubstringIndex | None:
         """The resource's index to read for its substring filter; None where
         the server has one of its own."""
-        return {
-            SearchIndex.SERVER: None,
-            SearchIndex.FULL_TEXT: self._full_text,
-            SearchIndex.TRIGRAM_TABLE: self._search,
-        }[capabilities.search_index]
+        if self._search is None:
+            return None
+        return self._search.index(capabilities.search_index)
 
     # The parts.
 
@@ -286,8 +281,8 @@ class Repository:
         order: sa.ColumnElement[Any] = self._id
         if plan == "match":
             # The rows FTS5 finds, in key order; stop at the page's end.
-            assert self._full_text is not None
-            found = self._full_text
+            assert self._search is not None
+            found = self._search.full_text
             conditions.append(found.matched.op("MATCH")(sa.bindparam("match")))
             source = found.table.join(self.table, found.key == self._id)
             if "after_id" in filters:
@@ -295,7 +290,7 @@ class Repository:
             order = found.key
         elif plan != "scan":
             assert self._search is not None
-            index = self._search
+            index = self._search.trigram_table
             if plan in ("trigram", "trigrams"):
                 # Walk the trigram's rows in key order; stop at the page's end.
                 source, key = index.table, index.key

@@ -31,6 +31,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from service.db.backends import SearchIndex
+
 # Pads the trigrams at the end of a text, so that every position starts one.
 # Any character does: a padded trigram can only add rows the exact check drops.
 PAD = "\x01"
@@ -272,8 +274,7 @@ class Plan:
 
 class TrigramIndex:
     """The table of `(trigram, key)` rows that indexes a column (the one its
-    triggers read) for the query field `field`, whose value `searched` turns
-    into the text looked for.
+    triggers read).
 
     Its only index is its primary key, in the order searches read it. The
     database keeps it, by the triggers `index_triggers` makes (a migration
@@ -284,18 +285,9 @@ class TrigramIndex:
     slower and renames half as fast).
     """
 
-    def __init__(
-        self,
-        table: sa.Table,
-        *,
-        key: str,
-        field: str,
-        searched: Callable[[str], str],
-    ) -> None:
+    def __init__(self, table: sa.Table, *, key: str) -> None:
         self.table = table
         self.key = table.c[key]
-        self.field = field
-        self.searched = searched
         self.trigram = table.c.trigram
         # Built once, like the repository's statements.
         self._count_range = _capped_count(
@@ -356,8 +348,7 @@ class TrigramIndex:
 
 
 class FullTextIndex:
-    """The FTS5 table of `full_text_index` (SQLite) for the query field
-    `field`, whose value `searched` turns into the text looked for. A text of
+    """The FTS5 table of `full_text_index` (SQLite) that indexes `column`. A text of
     three characters or more is looked up as its trigrams (up to
     TRIGRAMS_COUNTED of them), all held by each row found; a short one as the
     trigrams that start with it, from the table's vocabulary, any held by each
@@ -366,9 +357,7 @@ class FullTextIndex:
     exact `LIKE`: the same rows, in the same order, as the scan.
     """
 
-    def __init__(
-        self, index: str, *, column: str, field: str, searched: Callable[[str], str]
-    ) -> None:
+    def __init__(self, index: str, *, column: str) -> None:
         # Not in the models' metadata: a revision makes it, on SQLite only.
         metadata = sa.MetaData()
         self.table = sa.Table(
@@ -377,8 +366,6 @@ class FullTextIndex:
         self.key = self.table.c.rowid
         # A table of detail=none is matched as a whole, not by column.
         self.matched: sa.ColumnElement[Any] = sa.literal_column(index)
-        self.field = field
-        self.searched = searched
         terms = sa.Table(
             f"{index}_terms", metadata, sa.Column("term", sa.Text), sa.Column("doc", sa.Integer)
         )
@@ -414,6 +401,47 @@ class FullTextIndex:
 
 
 SubstringIndex = TrigramIndex | FullTextIndex
+
+
+@dataclass(frozen=True)
+class SubstringSearch:
+    """A list's filter `field`: the rows whose `column` holds the text asked
+    for, both folded by `fold` (the column holds its row's text folded so), as
+    `LIKE '%text%'` with `%`, `_` and `\\` literal. What answers it from an
+    index is the server's own where it has one (PostgreSQL: pg_trgm, and for
+    one or two characters the GIN index of `short_text_grams`), else
+    `full_text` (SQLite) or `trigram_table` (MySQL/MariaDB), as the backend's
+    capabilities say (`SearchIndex`)."""
+
+    field: str
+    column: sa.ColumnElement[str]
+    fold: Callable[[str], str]
+    short_text_grams: str
+    trigram_table: TrigramIndex
+    full_text: FullTextIndex
+
+    def condition(self) -> sa.ColumnElement[bool]:
+        """The exact match, and where the server has the index for it, the
+        condition on a short text that lets the planner use it."""
+        folded: sa.BindParameter[str] = sa.bindparam(f"{self.field}_folded")
+        return sa.and_(
+            self.column.like(sa.bindparam(self.field), escape="/"),
+            ShortTextIndexed(self.column, folded, self.short_text_grams),
+        )
+
+    def parameters(self, text: str) -> tuple[str, dict[str, str]]:
+        """The text folded, and what the condition binds for it."""
+        folded = self.fold(text)
+        escaped = folded.replace("/", "//").replace("%", "/%").replace("_", "/_")
+        return folded, {self.field: f"%{escaped}%", f"{self.field}_folded": folded}
+
+    def index(self, kind: SearchIndex) -> SubstringIndex | None:
+        """The resource's index to read, None where the server has its own."""
+        return {
+            SearchIndex.SERVER: None,
+            SearchIndex.FULL_TEXT: self.full_text,
+            SearchIndex.TRIGRAM_TABLE: self.trigram_table,
+        }[kind]
 
 
 def _spread_trigrams(text: str) -> list[str]:

@@ -200,10 +200,8 @@ def full_text_index(*, table: str, key: str, column: str, index: str) -> FullTex
 
 def full_text_tables(index: str) -> set[str]:
     """The tables an FTS5 index of `full_text_index` makes: itself, its
-    vocabulary, and FTS5's own (not in any model)."""
-    return {index, f"{index}_terms"} | {
-        f"{index}_{shadow}" for shadow in ("data", "idx", "config", "docsize", "content")
-    }
+    vocabulary, and FTS5's own, contentless and without sizes (not in any model)."""
+    return {index, f"{index}_terms"} | {f"{index}_{shadow}" for shadow in ("data", "idx", "config")}
 
 
 def _mysql_trigram_loops(index: str, index_key: str, key: str, old: str, new: str) -> str:

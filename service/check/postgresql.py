@@ -147,18 +147,22 @@ def row_privileges(connection: Connection, user: str) -> list[Finding]:
     ]
     if not tables:
         return []
-    wanted = [(table, privilege) for table in tables for privilege in ROW_PRIVILEGES]
-    missing = [
-        f"GRANT {privilege} ON {table} TO {user}"
-        for table, privilege in [*wanted, ("alembic_version", "SELECT")]
-        if scalar(
-            connection,
-            "SELECT has_table_privilege(to_regclass(:table), :privilege)",
-            table=table,
-            privilege=privilege,
-        )
-        is False
-    ]
+    wanted = {table: ROW_PRIVILEGES for table in tables} | {"alembic_version": ["SELECT"]}
+    missing = []
+    for table, privileges in wanted.items():
+        lacking = [
+            privilege
+            for privilege in privileges
+            if scalar(
+                connection,
+                "SELECT has_table_privilege(to_regclass(:table), :privilege)",
+                table=table,
+                privilege=privilege,
+            )
+            is False
+        ]
+        if lacking:
+            missing.append(f"GRANT {', '.join(lacking)} ON {table} TO {user}")
     for table in tables:
         sequence = scalar(connection, "SELECT pg_get_serial_sequence(:table, 'id')", table=table)
         if sequence is not None and not scalar(

@@ -200,8 +200,12 @@ def full_text_index(*, table: str, key: str, column: str, index: str) -> FullTex
 
 def full_text_tables(index: str) -> set[str]:
     """The tables an FTS5 index of `full_text_index` makes: itself, its
-    vocabulary, and FTS5's own, contentless and without sizes (not in any model)."""
-    return {index, f"{index}_terms"} | {f"{index}_{shadow}" for shadow in ("data", "idx", "config")}
+    vocabulary, and FTS5's own (not in any model). Every shadow table FTS5 may
+    make is named, those a contentless table without sizes never makes too: a
+    database made by an earlier 0012, which kept the sizes, has one."""
+    return {index, f"{index}_terms"} | {
+        f"{index}_{shadow}" for shadow in ("data", "idx", "config", "docsize", "content")
+    }
 
 
 def _mysql_trigram_loops(index: str, index_key: str, key: str, old: str, new: str) -> str:

@@ -173,16 +173,18 @@ class Repository:
     ) -> list[Row]:
         parameters: Row = {"limit": query.limit}
         used = []
+        searched = None
         for name in self._filters:
             value = getattr(query, name)
-            if value is not None:
-                used.append(name)
+            if value is None:
+                continue
+            used.append(name)
+            if self._search is not None and name == self._search.field:
+                searched, values = self._search.parameters(value)
+                parameters |= values
+            else:
                 parameters[name] = value
         filters = frozenset(used)
-        searched = None
-        if self._search is not None and (text := getattr(query, self._search.field)) is not None:
-            searched, values = self._search.parameters(text)
-            parameters |= values
         skip: int = getattr(query, "skip", 0)
         if skip:
             parameters["skip"] = skip

@@ -439,11 +439,13 @@ class SubstringSearch:
 
     def index(self, kind: SearchIndex) -> SubstringIndex | None:
         """The resource's index to read, None where the server has its own."""
-        return {
-            SearchIndex.SERVER: None,
-            SearchIndex.FULL_TEXT: self.full_text,
-            SearchIndex.TRIGRAM_TABLE: self.trigram_table,
-        }[kind]
+        match kind:
+            case SearchIndex.SERVER:
+                return None
+            case SearchIndex.FULL_TEXT:
+                return self.full_text
+            case SearchIndex.TRIGRAM_TABLE:
+                return self.trigram_table
 
 
 def _spread_trigrams(text: str) -> list[str]:

@@ -46,7 +46,8 @@ class Capabilities:
     one_writer_thread: bool
     # Reads by key run on the event loop itself, not on a worker thread.
     short_reads_on_loop: bool
-    search_index: SearchIndex = SearchIndex.TRIGRAM_TABLE
+    # What answers `LIKE '%text%'` from an index.
+    search_index: SearchIndex
 
 
 class ErrorKind(enum.Enum):

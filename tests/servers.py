@@ -4,10 +4,12 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx2 as httpx
 
@@ -23,11 +25,18 @@ def service_env(**variables: str) -> dict[str, str]:
     return env | variables
 
 
-def wait_until_answers(url: str, process: subprocess.Popen[str], seconds: float = 60) -> None:
-    """Poll `url` until it answers 200; fail if the process exits or time runs out."""
+def wait_until_answers(
+    url: str, process: subprocess.Popen[str], seconds: float = 60, log: IO[str] | None = None
+) -> None:
+    """Poll `url` until it answers 200; fail if the process exits or time runs out.
+    Its output is in `log` if given, else on its stdout pipe."""
     deadline = time.monotonic() + seconds
     while True:
-        assert process.poll() is None, process.communicate()[0]
+        if process.poll() is not None:
+            if log is None:
+                raise AssertionError(process.communicate()[0])
+            log.seek(0)
+            raise AssertionError(log.read())
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
@@ -49,24 +58,28 @@ def run_to_exit(*command: str, **variables: str) -> subprocess.CompletedProcess[
 def running_service(cwd: Path, **variables: str) -> Iterator[tuple[str, list[str]]]:
     """Start the service, wait until it answers /health, and stop it afterwards.
 
-    Yields its base URL and a list that holds its output once it has stopped.
+    Yields its base URL and a list that holds its output once it has stopped
+    (written to a file meanwhile: a pipe nobody reads would fill and stall it).
     It listens on 127.0.0.1 unless `HOST` says otherwise.
     """
     port = free_port()
     env = service_env(**({"HOST": "127.0.0.1"} | variables), PORT=str(port))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    output: list[str] = []
-    try:
-        wait_until_answers(f"{base}/health", process)
-        yield base, output
-    finally:
-        process.terminate()
-        output.append(process.communicate(timeout=15)[0])
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service"],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        output: list[str] = []
+        try:
+            wait_until_answers(f"{base}/health", process, log=log)
+            yield base, output
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+            log.seek(0)
+            output.append(log.read())

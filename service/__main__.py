@@ -15,7 +15,7 @@ from service.auth import TokenError, access, open_to_anyone
 from service.db.backends import backend_for
 from service.db.engine import engine_for
 from service.db.urls import DatabaseURLError, parse_database_url, safe_url
-from service.migrations import upgrade_to_head
+from service.migrations import SchemaAhead, upgrade_to_head
 from service.settings import Settings
 
 logger = logging.getLogger("service")
@@ -37,7 +37,7 @@ def main() -> None:
                 upgrade_to_head(engine)
             finally:
                 engine.dispose()
-    except (DatabaseURLError, TokenError) as error:
+    except (DatabaseURLError, TokenError, SchemaAhead) as error:
         sys.exit(f"error: {error}")
     except exc.OperationalError as error:
         sys.exit(f"error: cannot migrate the database at {safe_url(url)}: {error.orig}".strip())

@@ -14,7 +14,7 @@ from service.db.urls import parse_database_url
 from service.errors import ConstraintAnswers, add_error_handlers
 from service.items import repository as items
 from service.items.routes import items_router
-from service.migrations import head_revision, upgrade_to_head
+from service.migrations import Revisions, upgrade_to_head
 from service.orders import repository as orders
 from service.orders.routes import orders_router
 from service.settings import Settings
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 # lives only in this engine (`sqlite://`) is migrated here, on it.
                 await asyncio.to_thread(upgrade_to_head, database.engine)
             app.state.database = database
-            app.state.head_revision = head_revision()
+            app.state.revisions = Revisions.load()
             freeze_startup_objects()
             yield
         finally:

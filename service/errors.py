@@ -23,7 +23,7 @@ from starlette import routing
 
 from service.db.backends import ErrorKind
 from service.db.errors import ConstraintViolated, RowNotFound
-from service.migrations import current_revision
+from service.migrations import Revisions, current_revision
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +61,9 @@ def database_unavailable() -> JSONResponse:
     )
 
 
-def schema_not_migrated(revision: str | None, expected: str | None) -> JSONResponse:
-    found = "has no revision" if revision is None else f"is at revision {revision}"
+def schema_not_served(problem: str) -> JSONResponse:
     return JSONResponse(
-        {
-            "detail": f"Database schema {found}, expected {expected}: "
-            "run `alembic upgrade head` or start with MIGRATE_ON_START=true"
-        },
+        {"detail": problem},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": RETRY_AFTER_SECONDS},
     )
@@ -113,17 +109,21 @@ async def _database_error(request: Request, error: Exception) -> JSONResponse:
     if kind in (ErrorKind.UNAVAILABLE, ErrorKind.RETRYABLE):
         return await _unavailable(request, error)
     if kind is ErrorKind.SCHEMA:
+        revisions: Revisions = request.app.state.revisions
         try:
-            revision = await database.run(_current_revision)
+            problem = await database.run(schema_problem, revisions)
         except exc.DBAPIError:
             return await _unavailable(request, error)
-        return schema_not_migrated(revision, request.app.state.head_revision)
+        if problem is None:  # migrated meanwhile
+            return await _unavailable(request, error)
+        return schema_not_served(problem)
     return _bug(request, error)
 
 
-def _current_revision(engine: Engine) -> str | None:
+def schema_problem(engine: Engine, revisions: Revisions) -> str | None:
+    """Why this release cannot serve the schema; None if it can."""
     with engine.connect() as connection:
-        return current_revision(connection)
+        return revisions.problem(connection, current_revision(connection))
 
 
 async def _unavailable(request: Request, error: Exception) -> JSONResponse:

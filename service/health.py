@@ -4,9 +4,9 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
 from service.db.runtime import Database
-from service.errors import schema_not_migrated
+from service.errors import schema_not_served
 from service.http import DatabaseDep, Message
-from service.migrations import current_revision
+from service.migrations import Revisions, current_revision
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -29,17 +29,22 @@ async def health() -> Status:
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Message}})
 async def ready(request: Request, database: DatabaseDep) -> Readiness | JSONResponse:
-    """The database answers and its schema is at the newest revision.
+    """The database answers, and its schema is at this release's newest
+    revision or at a newer one this release runs on.
 
     A database that does not answer is a 503 from the error handlers.
     """
-    revision, server = await database.run(_revision_and_server, database)
-    expected = request.app.state.head_revision
-    if revision != expected:
-        return schema_not_migrated(revision, expected)
+    revisions: Revisions = request.app.state.revisions
+    revision, problem, server = await database.run(_schema_and_server, database, revisions)
+    if problem is not None:
+        return schema_not_served(problem)
     return Readiness(status="ok", database=server, revision=revision)
 
 
-def _revision_and_server(engine: Engine, database: Database) -> tuple[str | None, str]:
+def _schema_and_server(
+    engine: Engine, database: Database, revisions: Revisions
+) -> tuple[str | None, str | None, str]:
     with engine.connect() as connection:
-        return current_revision(connection), database.backend.server_name(connection)
+        revision = current_revision(connection)
+        problem = revisions.problem(connection, revision)
+        return revision, problem, database.backend.server_name(connection)

@@ -158,7 +158,7 @@ def test_a_schema_a_newer_service_wrote_is_a_problem(empty_database: str) -> Non
     result = run_check(empty_database)
     assert result.returncode == 1
     assert lines(result)["schema"].startswith(
-        "problem  schema: at revision 0099, which this version of the service does not know"
+        "problem  schema: at revision 0099, which this version of the service cannot serve"
     )
 
 

@@ -3,15 +3,22 @@
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.schema import CreateTable
 
 from conftest import BACKEND, settings_for
 from service.app import create_app
 from service.db.backends import Backend, backend_for
 from service.db.engine import create_engine
+from service.db.types import ExactString, read_form
 from service.db.urls import parse_database_url
+from service.models import Item, Order
 from service.settings import Settings
+
+SPELLINGS = ("mysql", "mariadb")
+TABLES = [Item.__table__, Order.__table__]
 
 ALIASES = {
     "sqlite": ["sqlite"],
@@ -112,3 +119,29 @@ def test_the_default_database_is_items_db(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("DATABASE_URL", raising=False)
     url = Settings(_env_file=None).database_url.get_secret_value()  # type: ignore[call-arg]
     assert make_url(url).database == "./items.db"
+
+
+def test_mysql_and_mariadb_dialects_get_the_same_types_and_read_forms() -> None:
+    # SQLAlchemy names the dialect `mariadb` for mariadb:// URLs: every type
+    # and read form must take MySQL's path under either name.
+    mysql, mariadb = (make_url(f"{scheme}+mysqldb://").get_dialect()() for scheme in SPELLINGS)
+    assert (mysql.name, mariadb.name) == SPELLINGS
+
+    def compiled(dialect: Dialect) -> list[str]:
+        statements = [str(CreateTable(table).compile(dialect=dialect)) for table in TABLES]
+        for table in TABLES:
+            for column in table.columns:
+                form = read_form(column.type)
+                if form is not None:
+                    select = sa.select(sa.type_coerce(column, form.type))
+                    statements.append(str(select.compile(dialect=dialect)))
+                    statements.append(repr(form.from_driver(dialect)))
+        return statements
+
+    assert compiled(mysql) == compiled(mariadb)
+    assert "VARBINARY(256)" in compiled(mariadb)[0] and "DATETIME(6)" in compiled(mariadb)[0]
+    assert "DATE_FORMAT(" in " ".join(compiled(mariadb))
+    sku = ExactString(64)
+    assert (
+        sku.process_bind_param("ß", mariadb) == sku.process_bind_param("ß", mysql) == "ß".encode()
+    )

@@ -26,8 +26,11 @@ def upgrade() -> None:
         sa.Column("price", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_items")),
         sqlite_autoincrement=True,
+        # Under both names SQLAlchemy gives MySQL's dialect (mysql://, mariadb://).
         mysql_charset="utf8mb4",
         mysql_collate="utf8mb4_bin",
+        mariadb_charset="utf8mb4",
+        mariadb_collate="utf8mb4_bin",
     )
     op.create_index(op.f("ix_items_name"), "items", ["name"])
 

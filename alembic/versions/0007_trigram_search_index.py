@@ -2,8 +2,8 @@
 
 No B-tree index can serve a substring search; PostgreSQL's pg_trgm can. The
 other backends have no equivalent that keeps `q`'s exact semantics, so this
-revision changes nothing there. The index is not in the models: env.py leaves
-it out of the comparison.
+revision changes nothing there. The index is built concurrently, while
+writes go on. It is not in the models: env.py leaves it out of the comparison.
 
 Revision ID: 0007
 Revises: 0006
@@ -13,6 +13,8 @@ Create Date: 2026-11-25
 from collections.abc import Sequence
 
 from alembic import op
+from service.db import online
+from service.db.backends import Kind
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -23,20 +25,14 @@ INDEX = "ix_items_name_folded_trgm"
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
+    if online.server() is not Kind.POSTGRESQL:
         return
     # pg_trgm is a trusted extension: the database's owner may create it.
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    op.create_index(
-        INDEX,
-        "items",
-        ["name_folded"],
-        postgresql_using="gin",
-        postgresql_ops={"name_folded": "gin_trgm_ops"},
-    )
+    online.create_index(INDEX, "items", "USING gin (name_folded gin_trgm_ops)")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
+    if online.server() is not Kind.POSTGRESQL:
         return
-    op.drop_index(INDEX, table_name="items")
+    online.drop_index(INDEX, "items")

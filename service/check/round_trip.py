@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from service.check.findings import Finding, error_message, is_read_only_error, scratch_name
 from service.db.backends import Backend
+from service.db.model import TEXT_OPTIONS
 from service.db.types import ExactString, UTCDateTime
 
 EMOJI_NAME = "Pizza \N{SLICE OF PIZZA}, clef \N{MUSICAL SYMBOL G CLEF}"
@@ -28,8 +29,7 @@ def round_trip_table() -> sa.Table:
         sa.Column("at", UTCDateTime()),
         sa.Column("sku", ExactString(64), unique=True),
         prefixes=["TEMPORARY"],
-        mysql_charset="utf8mb4",
-        mysql_collate="utf8mb4_bin",
+        **TEXT_OPTIONS,
     )
 
 

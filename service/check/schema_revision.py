@@ -2,12 +2,11 @@
 
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from service.check.findings import Finding
 from service.db.backends import Backend
-from service.migrations import alembic_config, current_revision, head_revision
+from service.migrations import Revisions, alembic_config, current_revision, head_revision
 
 
 def schema_revision(connection: Connection, backend: Backend) -> Finding:
@@ -25,17 +24,23 @@ def schema_revision(connection: Connection, backend: Backend) -> Finding:
         return schema_not_at_head("empty: no tables yet", migrate_on_start)
     if current == head:
         return Finding("ok", f"at the newest revision, {head}")
-    script = ScriptDirectory.from_config(alembic_config())
-    try:
-        script.get_revision(current)
-    except CommandError:
+    revisions = Revisions.load()
+    if current not in revisions.known:
+        problem = revisions.problem(connection, current)
+        if problem is None:
+            return Finding(
+                "ok",
+                f"at revision {current}, newer than this version's {head}: a newer version "
+                "migrated it, and this one runs on it",
+            )
         return Finding(
             "problem",
-            f"at revision {current}, which this version of the service does not know "
+            f"at revision {current}, which this version of the service cannot serve "
             f"(its newest is {head}): a newer version migrated it",
             "deploy that newer version, or downgrade the schema with it first "
             f"(`alembic downgrade {head}` from its checkout)",
         )
+    script = ScriptDirectory.from_config(alembic_config())
     behind = len(list(script.iterate_revisions(head, current)))
     return schema_not_at_head(
         f"behind: at revision {current}, {behind} behind the newest, {head}", migrate_on_start

@@ -1,6 +1,7 @@
 """The declarative base every resource's models share."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase
@@ -15,8 +16,13 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# Every table: 4-byte characters, and comparisons that see case and accents.
-TEXT_OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+# Every table: 4-byte characters, and comparisons that see case and accents;
+# under both names SQLAlchemy gives MySQL's dialect (mysql://, mariadb://).
+TEXT_OPTIONS: dict[str, Any] = {
+    f"{dialect}_{option}": value
+    for dialect in ("mysql", "mariadb")
+    for option, value in (("charset", "utf8mb4"), ("collate", "utf8mb4_bin"))
+}
 # Every table with an id of its own: ids never reused after a delete, as on
 # PostgreSQL and MySQL.
 TABLE_OPTIONS = TEXT_OPTIONS | {"sqlite_autoincrement": True}

@@ -11,7 +11,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-_MYSQL = ("mysql", "mariadb")
+from service.db.backends import Kind, kind_of
+
+# Each read form below is compiled for both of SQLAlchemy's names of MySQL's
+# dialect, `mysql` and `mariadb`; `tests/test_configuration.py` compares them.
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -25,7 +28,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name in _MYSQL:
+        if kind_of(dialect) is Kind.MYSQL:
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
         return dialect.type_descriptor(sa.DateTime())
 
@@ -68,7 +71,7 @@ class UTCText(sa.TypeDecorator[str]):
     @staticmethod
     def from_driver(dialect: Dialect) -> Callable[[str], str] | None:
         """What turns the value the driver returns into the form shown; None: nothing."""
-        return _utc_text_from_postgresql if dialect.name == "postgresql" else None
+        return _utc_text_from_postgresql if kind_of(dialect) is Kind.POSTGRESQL else None
 
 
 def _utc_text_from_postgresql(value: str) -> str:
@@ -131,12 +134,12 @@ class ExactString(sa.TypeDecorator[str]):
         self.length = length
 
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name in _MYSQL:
+        if kind_of(dialect) is Kind.MYSQL:
             return dialect.type_descriptor(mysql.VARBINARY(4 * self.length))
         return dialect.type_descriptor(sa.String(self.length))
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
-        if value is not None and dialect.name in _MYSQL:
+        if value is not None and kind_of(dialect) is Kind.MYSQL:
             return value.encode("utf-8")
         return value
 
@@ -198,7 +201,7 @@ class DecimalAsFloat(sa.TypeDecorator[float]):
     @staticmethod
     def from_driver(dialect: Dialect) -> Callable[[str], float] | None:
         """What turns the value the driver returns into the form shown; None: nothing."""
-        return float if dialect.name == "postgresql" else None
+        return float if kind_of(dialect) is Kind.POSTGRESQL else None
 
 
 class _DriverFloat(sa.TypeDecorator[float]):

@@ -20,6 +20,18 @@ from service.settings import Settings
 PING_AFTER_IDLE_SECONDS = 0.5
 DEFAULT_POOL_TIMEOUT = 10.0
 DEFAULT_MAX_OVERFLOW = 0
+# Set in a migration connection's `info` while each statement it runs commits
+# alone (a backfill's batches, CREATE INDEX CONCURRENTLY).
+STATEMENTS_COMMIT_ALONE = "statements_commit_alone"
+
+
+class Kind(enum.Enum):
+    """Which kind of server: the families whose SQL differs. MySQL and MariaDB
+    are one (SQLAlchemy names their dialects `mysql` and `mariadb`)."""
+
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+    MYSQL = "mysql"
 
 
 class SearchIndex(enum.Enum):
@@ -86,6 +98,7 @@ class BrokenConstraint:
 class Backend(ABC):
     """One kind of database server: what its engine needs, what it can do, what its errors mean."""
 
+    kind: Kind
     # Connections in the pool, one worker thread each, unless `DB_POOL_SIZE` says
     # otherwise; None: no pool.
     default_pool_size: int | None
@@ -119,8 +132,32 @@ class Backend(ABC):
         """The constraint an integrity error names; None if it is not one."""
 
     @abstractmethod
-    def migration_lock(self, connection: Connection) -> AbstractContextManager[None]:
-        """A lock held across processes while one of them migrates."""
+    def migration_lock(self, engine: Engine) -> AbstractContextManager[None]:
+        """A lock held across processes while one of them migrates, on a
+        connection of its own: the migration commits as it goes."""
+
+    def start_migrating(self, connection: Connection) -> Connection:
+        """The connection a migration runs on, set up for it."""
+        return connection
+
+    # What every transaction of a migration runs first.
+    migration_transaction_statements: tuple[str, ...] = ()
+
+    def begin_migration_transaction(self, connection: Connection) -> None:
+        """Run `migration_transaction_statements`, unless the connection's
+        statements commit alone (they begin no transaction of theirs)."""
+        if not connection.info.get(STATEMENTS_COMMIT_ALONE):
+            for statement in self.migration_transaction_statements:
+                connection.exec_driver_sql(statement)
+
+    # How long a migration waits after each batch it commits, so that writers
+    # waiting for the lock it held get it first.
+    pause_after_batch_seconds = 0.0
+
+    def lock_timed_out(self, error: DBAPIError) -> bool:
+        """Whether a migration's statement gave up waiting for a lock (or lost a
+        deadlock): nothing was done, and it can run again later."""
+        return False
 
     def server_name(self, connection: Connection) -> str:
         return connection.dialect.name

@@ -9,7 +9,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from service.db.backends.base import Broken, BrokenConstraint, ErrorKind, NetworkBackend, held
+from service.db.backends.base import (
+    Broken,
+    BrokenConstraint,
+    ErrorKind,
+    Kind,
+    NetworkBackend,
+    held,
+)
 from service.db.backends.galera import galera_migration_lock
 from service.db.backends.mysql_errors import error_code, server_error_number
 
@@ -42,13 +49,18 @@ _UNAVAILABLE = {
 # A deadlock (on Galera also a write that lost certification), or a Galera node
 # not ready to serve (ER_UNKNOWN_COM_ERROR): nothing was committed.
 _NOT_READY = 1047
-_RETRYABLE = {1213, _NOT_READY}
+_DEADLOCK = 1213
+_RETRYABLE = {_DEADLOCK, _NOT_READY}
+_LOCK_WAIT_TIMEOUT = 1205
+# The least lock_wait_timeout MySQL takes (whole seconds).
+MIGRATION_LOCK_TIMEOUT_SECONDS = 1
 # wsrep_sync_wait's bits for reads, updates and deletes, inserts and replaces.
 CAUSALITY_CHECKS = 1 | 2 | 4
 _SCHEMA = {1146, 1054}  # ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR
 
 
 class MySQL(NetworkBackend):
+    kind = Kind.MYSQL
     driver_extra = "mysql"
     # Behind a balancer, the pool's connections reach several Galera nodes:
     # one that is not ready takes down only the connections that meet it.
@@ -115,20 +127,35 @@ class MySQL(NetworkBackend):
                 cursor.close()
 
     @contextmanager
-    def migration_lock(self, connection: Connection) -> Iterator[None]:
-        cursor = connection.connection.cursor()
-        try:
-            galera = _is_galera_node(cursor)
-        finally:
-            cursor.close()
-        if galera:
-            # GET_LOCK holds on one node only; a row's insert is certified cluster-wide.
-            with galera_migration_lock(connection):
+    def migration_lock(self, engine: Engine) -> Iterator[None]:
+        with engine.connect() as connection:
+            cursor = connection.connection.cursor()
+            try:
+                galera = _is_galera_node(cursor)
+            finally:
+                cursor.close()
+            if galera:
+                # GET_LOCK holds on one node only; a row's insert is certified cluster-wide.
+                with galera_migration_lock(connection):
+                    yield
+                return
+            take = "SELECT GET_LOCK('items_service_migrations', 300)"
+            with held(take, "SELECT RELEASE_LOCK('items_service_migrations')", connection):
                 yield
-            return
-        take = "SELECT GET_LOCK('items_service_migrations', 300)"
-        with held(take, "SELECT RELEASE_LOCK('items_service_migrations')", connection):
-            yield
+
+    def start_migrating(self, connection: Connection) -> Connection:
+        # A DDL statement waits for a table's metadata lock, and every
+        # request after it waits behind it; a backfill's batch waits for
+        # rows. Both give up after this long and are tried again.
+        connection.exec_driver_sql(
+            f"SET SESSION lock_wait_timeout = {MIGRATION_LOCK_TIMEOUT_SECONDS}, "
+            f"innodb_lock_wait_timeout = {MIGRATION_LOCK_TIMEOUT_SECONDS}"
+        )
+        connection.commit()
+        return connection
+
+    def lock_timed_out(self, error: DBAPIError) -> bool:
+        return error_code(error) in (_LOCK_WAIT_TIMEOUT, _DEADLOCK)
 
     def server_name(self, connection: Connection) -> str:
         return "mariadb" if getattr(connection.dialect, "is_mariadb", False) else "mysql"

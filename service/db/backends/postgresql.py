@@ -1,16 +1,19 @@
 """PostgreSQL, through psycopg2."""
 
+import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from service.db.backends.base import (
     Broken,
     BrokenConstraint,
     ErrorKind,
+    Kind,
     NetworkBackend,
     SearchIndex,
 )
@@ -36,9 +39,20 @@ _BROKEN = {
 }
 # Any number: it only has to be the same in every process that migrates.
 _MIGRATION_LOCK_KEY = 7242017
+# How long a process waits for another one's migration to end.
+MIGRATION_LOCK_WAIT_SECONDS = 900
+# How long a migration's statement waits for a lock before its transaction
+# gives up and is tried again: requests queued behind it wait no longer.
+MIGRATION_LOCK_TIMEOUT = "500ms"
+# Lock not available (lock_timeout), deadlock detected.
+_LOCK_TIMED_OUT_CODES = {"55P03", "40P01"}
 
 
 class PostgreSQL(NetworkBackend):
+    kind = Kind.POSTGRESQL
+    # SET LOCAL, so that nothing outlives the transaction on a pooled server
+    # session (PgBouncer).
+    migration_transaction_statements = (f"SET LOCAL lock_timeout = '{MIGRATION_LOCK_TIMEOUT}'",)
     driver_extra = "postgres"
     update_returning = True
     # pg_trgm, made by revision 0007.
@@ -79,9 +93,27 @@ class PostgreSQL(NetworkBackend):
         return BrokenConstraint(broken, name=name, columns=(column,) if column else ())
 
     @contextmanager
-    def migration_lock(self, connection: Connection) -> Iterator[None]:
-        # Held until the migration's transaction ends: unlike a session lock, it
-        # holds through a transaction-pooling PgBouncer, which may hand the
-        # session to another client between transactions.
-        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
-        yield
+    def migration_lock(self, engine: Engine) -> Iterator[None]:
+        # Held by a transaction kept open on a connection of its own until the
+        # migration ends: unlike a session lock, it holds through a
+        # transaction-pooling PgBouncer. Tried, not waited for: a statement
+        # waiting holds a snapshot, for which CREATE INDEX CONCURRENTLY, run
+        # by the process that holds the lock, would wait in turn.
+        deadline = time.monotonic() + MIGRATION_LOCK_WAIT_SECONDS
+        with engine.connect() as connection:
+            take = f"SELECT pg_try_advisory_xact_lock({_MIGRATION_LOCK_KEY})"
+            while not connection.exec_driver_sql(take).scalar():
+                connection.rollback()
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"another process held the migration lock for over "
+                        f"{MIGRATION_LOCK_WAIT_SECONDS} s"
+                    )
+                time.sleep(random.uniform(0.1, 0.3))
+            try:
+                yield
+            finally:
+                connection.rollback()
+
+    def lock_timed_out(self, error: DBAPIError) -> bool:
+        return getattr(error.orig, "pgcode", None) in _LOCK_TIMED_OUT_CODES

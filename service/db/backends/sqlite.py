@@ -1,12 +1,14 @@
 """SQLite: a file, or `sqlite://`, one database in memory."""
 
+import fcntl
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
@@ -16,6 +18,7 @@ from service.db.backends.base import (
     BrokenConstraint,
     Capabilities,
     ErrorKind,
+    Kind,
     SearchIndex,
 )
 
@@ -49,6 +52,17 @@ _BROKEN = {
 class SQLite(Backend):
     """What SQLite's errors mean, and how processes take turns to migrate."""
 
+    kind = Kind.SQLITE
+    # A writer waiting for the lock (the busy timeout) tries again every
+    # 100 ms once it has waited a while; a pause as long lets it in between
+    # a migration's batches.
+    pause_after_batch_seconds = 0.1
+    # The driver begins a transaction before a row is written, never before
+    # DDL: begun here, the transaction holds a whole revision (a table copied
+    # in batch mode too). Immediate: it takes the write lock now, and never
+    # has to give up its reads to get it halfway.
+    migration_transaction_statements = ("BEGIN IMMEDIATE",)
+
     def error_kind(self, error: DBAPIError) -> ErrorKind:
         code = getattr(error.orig, "sqlite_errorcode", None)
         if code is None:
@@ -73,12 +87,9 @@ class SQLite(Backend):
         columns = tuple(column.rpartition(".")[2] for column in named.split(", ") if column)
         return BrokenConstraint(broken, columns=columns)
 
-    @contextmanager
-    def migration_lock(self, connection: Connection) -> Iterator[None]:
-        # An immediate transaction holds the write lock for the whole migration;
-        # a second process waits for it on the busy timeout.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-        yield
+    def lock_timed_out(self, error: DBAPIError) -> bool:
+        code = getattr(error.orig, "sqlite_errorcode", None)
+        return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
 
 
 class SQLiteFile(SQLite):
@@ -113,6 +124,18 @@ class SQLiteFile(SQLite):
             "connect_args": {"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS},
         }
 
+    @contextmanager
+    def migration_lock(self, engine: Engine) -> Iterator[None]:
+        # A lock on a file beside the database: SQLite's own write lock would
+        # keep the service's writes out for the whole migration, which
+        # commits as it goes.
+        with Path(f"{self.url.database}-migration.lock").open("a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
     def prepare(self, engine: Engine) -> None:
         # WAL lets readers work while one writer commits. Each write of a group
         # has a savepoint, whose journal of the pages it changes is kept in
@@ -143,6 +166,10 @@ class SQLiteMemory(SQLite):
 
     def engine_options(self) -> dict[str, Any]:
         return {"connect_args": {"check_same_thread": False}, "poolclass": StaticPool}
+
+    def migration_lock(self, engine: Engine) -> AbstractContextManager[None]:
+        # The database lives in this engine: no other process can migrate it.
+        return nullcontext()
 
     def prepare(self, engine: Engine) -> None:
         _on_connect(engine, "PRAGMA foreign_keys = ON")

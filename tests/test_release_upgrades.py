@@ -1,0 +1,100 @@
+"""Each release of releases.toml, its own code checked out at its commit,
+keeps serving a database with its data while the newest code migrates it:
+no request fails, writes are acknowledged all along, and afterwards `q`
+finds every item written and `alembic check` finds nothing
+(`python -m bench.upgrade` is the same at scale, with its figures)."""
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+import sqlalchemy as sa
+
+from bench.databases import seed
+from bench.servers import ROOT
+from bench.upgrade import (
+    Release,
+    alembic_check,
+    checkout,
+    migrate,
+    missed_by_q,
+    releases,
+    upgrade_under_load,
+)
+from conftest import BACKEND, CLUSTER
+from schemas import schema_of
+from service.db.urls import parse_database_url
+
+ITEMS = 3000
+CLIENTS = 4
+
+
+@pytest.mark.parametrize("release", releases(), ids=lambda release: release.commit[:7])
+def test_a_release_keeps_serving_while_the_newest_code_migrates_its_database(
+    release: Release, empty_database: str, record_property: Callable[[str, object], None]
+) -> None:
+    with checkout(release.commit) as old:
+        migrated = migrate(old, empty_database)
+        assert migrated.returncode == 0, migrated.stderr
+        seed(empty_database, ITEMS)
+        upgrade, clients = upgrade_under_load(old, ROOT, empty_database, CLIENTS)
+    assert upgrade.returncode == 0, upgrade.output
+    for figure in ("seconds", "longest_request", "longest_without_a_write", "written_during"):
+        record_property(figure, getattr(upgrade, figure))
+    assert set(upgrade.statuses) <= {200, 201}, upgrade.statuses
+    assert upgrade.written_during > 0
+    assert missed_by_q(ROOT, empty_database, clients.written) == []
+    checked = alembic_check(ROOT, empty_database)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    if BACKEND == "postgresql":
+        invalid = [index for index in schema_of(empty_database)["indexes"] if not index[2]]
+        assert invalid == []
+
+
+@pytest.mark.backends("postgresql", "mysql")
+def test_a_long_transaction_holds_up_the_upgrade_and_no_request(empty_database: str) -> None:
+    # A transaction that wrote to items, open for BLOCKED_SECONDS: a DDL
+    # statement on items waits for it, and every write after the DDL waits
+    # behind it. The migration's lock timeout ends each wait soon, and the
+    # revision is tried again until the transaction is gone.
+    first = releases()[0]
+    with checkout(first.commit) as old:
+        assert migrate(old, empty_database).returncode == 0
+        seed(empty_database, 100)
+        with held_open(empty_database, "UPDATE items SET price = price WHERE id = 1"):
+            upgrade, _ = upgrade_under_load(old, ROOT, empty_database, CLIENTS)
+    assert upgrade.returncode == 0, upgrade.output
+    assert set(upgrade.statuses) <= {200, 201}, upgrade.statuses
+    if CLUSTER == "galera":
+        # A schema change on Galera aborts the transactions in its way instead of waiting.
+        return
+    assert "waited too long for a lock" in upgrade.output
+    assert upgrade.longest_request < BLOCKED_SECONDS / 2
+
+
+BLOCKED_SECONDS = 8
+
+
+@contextmanager
+def held_open(url: str, statement: str) -> Iterator[None]:
+    """`statement` run in a transaction that stays open BLOCKED_SECONDS from
+    now, in the background, while the block runs."""
+    engine = sa.create_engine(parse_database_url(url))
+    started = threading.Event()
+
+    def hold() -> None:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(statement)
+            started.set()
+            time.sleep(BLOCKED_SECONDS)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    started.wait()
+    try:
+        yield
+    finally:
+        thread.join()
+        engine.dispose()

@@ -51,7 +51,7 @@ class Run:
 
 def item_values(number: int, start: datetime) -> tuple[object, ...]:
     name = f"{ADJECTIVES[number % 10]} {NOUNS[number % 7]} {number}"
-    if number % 97 == 0:
+    if number % 10_000 == 0:
         name = f"Straße {number} 🍕 ".ljust(255, "ß")
     description = None if number % 3 == 0 else f"Item number {number}, described. " * 4
     price = f"{number % 100_000_000_000 / 100:.2f}" if number % 1000 else "999999999.99"
@@ -108,6 +108,9 @@ def measured(what: str, command: list[str], **env: str) -> Run:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         print(f"{what} failed:\n{output.decode(errors='replace')}", file=sys.stderr)
+    elif command[0] == sys.executable:
+        # Its own lines: the time of each step.
+        print("    " + output.decode().strip().replace("\n", "\n    "), flush=True)
     return Run(what, seconds, usage.ru_maxrss / 1024, process.returncode)
 
 

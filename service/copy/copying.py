@@ -8,6 +8,9 @@ which source it is a copy of until the copy has verified, so that a rerun
 may resume it and any other copy is refused.
 """
 
+import json
+import queue
+import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +39,8 @@ from service.migrations import alembic_config, current_revision, head_revision
 
 # Differences named per table; past these, the rest are counted.
 DIFFERENCES_SHOWN = 10
+# Batches read ahead of the one being written.
+QUEUED = 2
 
 _marker_metadata = sa.MetaData()
 MARKER = sa.Table(
@@ -43,6 +48,9 @@ MARKER = sa.Table(
     _marker_metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("source", sa.String(1000), nullable=False),
+    # What the copy dropped to build in bulk once the rows are in: a JSON list
+    # of the statements that build it; NULL once they have run.
+    sa.Column("deferred", sa.Text),
     **cast(dict[str, Any], TEXT_OPTIONS),
 )
 
@@ -151,7 +159,56 @@ def prepare_target(target: Server, source: Server, revision: str) -> None:
     with target.engine.begin() as connection:
         MARKER.create(connection, checkfirst=True)
         if marked is None:
-            connection.execute(sa.insert(MARKER).values(id=1, source=identity))
+            later = target.defer(connection.connection, copied_tables())
+            connection.execute(
+                sa.insert(MARKER).values(id=1, source=identity, deferred=json.dumps(later))
+            )
+
+
+def deferred(target: Server) -> dict[str, list[str]]:
+    """By table, what the copy builds once the table's rows are in (`Server.defer`)."""
+    with target.engine.connect() as connection:
+        statements: dict[str, list[str]] = json.loads(
+            connection.execute(sa.select(MARKER.c.deferred)).scalar() or "{}"
+        )
+    return statements
+
+
+class Builder:
+    """Builds what was deferred, table by table as their rows are in, on a
+    connection and thread of its own: while the next table is copied, and the
+    copy verified."""
+
+    def __init__(self, target: Server) -> None:
+        self.target = target
+        self.statements: queue.Queue[str | None] = queue.Queue()
+        self.error: BaseException | None = None
+        self.count = 0
+        self.thread = threading.Thread(target=self.run, name="copy-builder", daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        with closing(self.target.connect()) as connection:
+            while (statement := self.statements.get()) is not None:
+                if self.error is None:
+                    try:
+                        self.target.build(connection, statement)
+                    except BaseException as error:
+                        self.error = error
+
+    def submit(self, statements: list[str]) -> None:
+        for statement in statements:
+            self.count += 1
+            self.statements.put(statement)
+
+    def finish(self, report: Report) -> None:
+        report.started("build", "indexes and foreign keys", self.count)
+        self.statements.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        report.advanced(self.count)
+        report.finished()
 
 
 def unmark(target: Server) -> None:
@@ -175,11 +232,48 @@ def snapshot(server: Server) -> Iterator[Connection]:
         connection.close()
 
 
+class BackgroundWriter:
+    """Writes a table's batches on a thread of its own while the next are read and
+    digested, so that this process's work overlaps the target's; at most
+    `QUEUED` batches wait. The first error stops the writing, and is raised."""
+
+    def __init__(self, target: Server, connection: Connection, table: Table) -> None:
+        self.target, self.connection, self.table = target, connection, table
+        self.batches: queue.Queue[list[Row] | None] = queue.Queue(maxsize=QUEUED)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self.run, name="copy-writer", daemon=True)
+
+    def __enter__(self) -> "BackgroundWriter":
+        self.thread.start()
+        return self
+
+    def run(self) -> None:
+        while (batch := self.batches.get()) is not None:
+            if self.error is None:
+                try:
+                    self.target.write(self.connection, self.table, batch)
+                except BaseException as error:
+                    self.error = error
+
+    def write(self, batch: list[Row]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.batches.put(batch)
+
+    def __exit__(self, *exception: object) -> None:
+        self.batches.put(None)
+        self.thread.join()
+        if self.error is not None and exception[0] is None:
+            raise self.error
+
+
 def copy_rows(
-    source: Server, reading: Connection, target: Server, report: Report
+    source: Server, reading: Connection, target: Server, report: Report, builder: Builder
 ) -> tuple[Digests, dict[str, int]]:
-    """Copy every table's rows the target lacks; the digests of the ranges
+    """Copy every table's rows the target lacks, each table's deferred indexes
+    handed to `builder` once its rows are in; the digests of the ranges
     copied, and where each table's copy began (a resumed copy, after 0)."""
+    later = deferred(target)
     digests = Digests()
     starts: dict[str, int] = {}
     with closing(target.connect()) as writing:
@@ -196,11 +290,13 @@ def copy_rows(
                 )
             )
             report.started("copy", table.name, rows)
-            for number, batch in by_range(source.rows(reading, table, start)):
-                target.write(writing, table, batch)
-                digests.add(table, number, batch)
-                report.advanced(len(batch))
+            with BackgroundWriter(target, writing, table) as writer:
+                for number, batch in by_range(source.rows(reading, table, start)):
+                    writer.write(batch)
+                    digests.add(table, number, batch)
+                    report.advanced(len(batch))
             report.finished()
+            builder.submit(later.get(table.name, []))
         for table in copied_tables():
             target.set_id_counter(writing, table, source.high_water(reading, table))
     return digests, starts
@@ -298,14 +394,16 @@ def copy(source: Server, target: Server, report: Report) -> list[str]:
     verify it; the differences found (none: the copy is done)."""
     revision = check_source(source)
     prepare_target(target, source, revision)
+    builder = Builder(target)
     with snapshot(source) as reading:
-        digests, starts = copy_rows(source, reading, target, report)
+        digests, starts = copy_rows(source, reading, target, report, builder)
         for table in copied_tables():
             # A resumed copy: the ranges copied before it, read again.
             read_digests(
                 source, reading, table, digests, report, "verify source", stop=starts[table.name]
             )
         found = differences(source, reading, target, digests, report)
+    builder.finish(report)
     if not found:
         unmark(target)
     return found

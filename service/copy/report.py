@@ -33,6 +33,8 @@ class Step:
         self.seconds = time.monotonic() - self.began
 
     def line(self) -> str:
+        if self.step == "build":
+            return f"build {self.table}: {self.rows} in {self.seconds:.1f} s"
         rate = self.rows / self.seconds if self.seconds > 0 else 0.0
         return (
             f"{self.step} {self.table}: {self.rows:,} rows in {self.seconds:.1f} s "

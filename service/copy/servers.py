@@ -25,6 +25,8 @@ from service.db.engine import engine_for
 
 # Rows fetched from a server-side cursor at a time.
 FETCH_ROWS = 2000
+# PostgreSQL's memory for building an index once the rows are in.
+INDEX_BUILD_MEMORY = "256MB"
 
 Connection = Any  # the driver's own connection
 
@@ -118,6 +120,17 @@ class Server(ABC):
     @abstractmethod
     def set_id_counter(self, connection: Connection, table: Table, high_water: int) -> None:
         """Make the table's next id `high_water + 1`, and commit."""
+
+    def defer(self, connection: Connection, tables: Sequence[Table]) -> dict[str, list[str]]:
+        """Drop what is faster built once the rows are in (in the transaction
+        that marks the copy); by table, the statements that build it again."""
+        return {}
+
+    def build(self, connection: Connection, statement: str) -> None:
+        """Run and commit one of the statements `defer` returned."""
+        with closing(connection.cursor()) as cursor:
+            cursor.execute(statement)
+        connection.commit()
 
     def insert(self, table: Table) -> str:
         marks = ", ".join([self.placeholder] * len(table.columns))
@@ -221,10 +234,58 @@ class PostgreSQLServer(Server):
         return int(last) if called else int(last) - 1
 
     def write(self, connection: Connection, table: Table, rows: Sequence[Row]) -> None:
-        text = "".join(map(_copy_line, rows))
+        line = _copy_line(table)
+        text = "".join(map(line, rows))
         columns = ", ".join(table.column_names)
         with closing(connection.cursor()) as cursor:
             cursor.copy_expert(f"COPY {table.name} ({columns}) FROM STDIN", io.StringIO(text))
+        connection.commit()
+
+    def defer(self, connection: Connection, tables: Sequence[Table]) -> dict[str, list[str]]:
+        # Built once over all the rows, an index costs a fraction of keeping it
+        # row by row (GIN indexes of trigrams most), and a foreign key is
+        # checked by one join instead of a lookup per row. Primary keys and
+        # unique constraints stay: they keep the copy exact while it runs.
+        names = [table.name for table in tables]
+        with closing(connection.cursor()) as cursor:
+            cursor.execute(
+                "SELECT indrelid::regclass::text, indexrelid::regclass::text, "
+                "pg_get_indexdef(indexrelid) FROM pg_index "
+                "WHERE indrelid::regclass::text = ANY(%s) AND NOT indisprimary AND NOT EXISTS "
+                "(SELECT 1 FROM pg_constraint WHERE conindid = indexrelid)",
+                (names,),
+            )
+            indexes = cursor.fetchall()
+            cursor.execute(
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+                "FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text = ANY(%s)",
+                (names,),
+            )
+            foreign_keys = cursor.fetchall()
+            for _, name, _ in indexes:
+                cursor.execute(f"DROP INDEX {name}")
+            for table, name, _ in foreign_keys:
+                cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        deferred: dict[str, list[str]] = {}
+        # Each statement does nothing if what it builds is there: a copy resumed
+        # after it ran runs it again.
+        for table, _, definition in indexes:
+            statement = re.sub(
+                r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX IF NOT EXISTS ", definition
+            )
+            deferred.setdefault(table, []).append(statement)
+        for table, name, definition in foreign_keys:
+            deferred.setdefault(table, []).append(
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = '{name}') "
+                f"THEN ALTER TABLE {table} ADD CONSTRAINT {name} {definition}; END IF; END $$"
+            )
+        return deferred
+
+    def build(self, connection: Connection, statement: str) -> None:
+        with closing(connection.cursor()) as cursor:
+            # For this transaction only: sorting in memory builds an index faster.
+            cursor.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+            cursor.execute(statement)
         connection.commit()
 
     def set_id_counter(self, connection: Connection, table: Table, high_water: int) -> None:
@@ -243,15 +304,32 @@ def _six_places(value: str) -> str:
     return f"{whole}.{fraction:0<6}"
 
 
-# COPY's text format: a backslash, tab, newline or carriage return in a value is escaped.
+# COPY's text format: a backslash, tab, newline or carriage return in a text is escaped.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_line(row: Row) -> str:
-    return (
-        "\t".join("\\N" if value is None else str(value).translate(_COPY_ESCAPES) for value in row)
-        + "\n"
-    )
+def _escaped(text: str) -> str:
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_COPY_ESCAPES)
+    return text
+
+
+def _copy_line(table: Table) -> Callable[[Row], str]:
+    """What writes a canonical row as a line of COPY's text format."""
+    # Integers become text; decimals and timestamps are text already, never escaped.
+    shown = [
+        _escaped if column.form is Form.TEXT else str if column.form is Form.INTEGER else None
+        for column in table.columns
+    ]
+
+    def line(row: Row) -> str:
+        fields = [
+            "\\N" if value is None else value if show is None else show(value)  # type: ignore[arg-type]
+            for value, show in zip(row, shown, strict=True)
+        ]
+        return "\t".join(fields) + "\n"  # type: ignore[arg-type]
+
+    return line
 
 
 class MySQLServer(Server):

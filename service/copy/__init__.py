@@ -63,8 +63,13 @@ def run(options: argparse.Namespace) -> int:
             found = copying.copy(source, target, report)
     except (DatabaseURLError, copying.CopyRefused) as error:
         return failed(report, outcome, str(error), passwords)
-    except DBAPIError as error:
-        return failed(report, outcome, error_message(error), passwords)
+    except Exception as error:
+        # The drivers' own errors too: most statements of a copy go straight to them.
+        drivers = tuple(server.engine.dialect.loaded_dbapi.Error for server in servers)
+        if not isinstance(error, (DBAPIError, *drivers)):
+            raise
+        where = f" (copying {outcome['source']} to {outcome['target']})"
+        return failed(report, outcome, database_error(error) + where, passwords)
     finally:
         report.close()
         for server in servers:
@@ -79,6 +84,16 @@ def run(options: argparse.Namespace) -> int:
         status = "different" if found else "verified"
         print(hidden(report.document(status=status, **outcome, differences=found), passwords))
     return 1 if found else 0
+
+
+def database_error(error: BaseException) -> str:
+    if isinstance(error, DBAPIError):
+        return error_message(error)
+    arguments = getattr(error, "args", ())
+    # mysqlclient: (code, message).
+    text = str(arguments[1]) if len(arguments) == 2 else str(error)
+    lines = text.strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def failed(report: object, outcome: dict[str, object], message: str, passwords: list[str]) -> int:

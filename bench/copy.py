@@ -71,8 +71,14 @@ def make_source(path: Path, rows: int) -> str:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     random.seed(31)
     connection = sqlite3.connect(path)
-    insert_item = "INSERT INTO items (id, name, name_folded, description, price, sku, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-    insert_order = "INSERT INTO orders (id, item_id, quantity, unit_price, total, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+    insert_item = (
+        "INSERT INTO items (id, name, name_folded, description, price, sku, created_at, "
+        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    insert_order = (
+        "INSERT INTO orders (id, item_id, quantity, unit_price, total, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)"
+    )
     for first in range(1, rows + 1, BATCH):
         numbers = range(first, min(first + BATCH, rows + 1))
         connection.executemany(insert_item, [item_values(n, start) for n in numbers])
@@ -214,9 +220,8 @@ def main() -> None:
             f"{run.peak_mb:>8.0f}  {run.status}"
         )
     ours, theirs = runs[0], runs[1]
-    print(
-        f"\nitems-service copy / pgloader, SQLite -> PostgreSQL: {ours.seconds / theirs.seconds:.2f} of the time"
-    )
+    ratio = ours.seconds / theirs.seconds
+    print(f"\nitems-service copy takes {ratio:.2f} times pgloader's time, SQLite -> PostgreSQL")
     print(note)
 
 

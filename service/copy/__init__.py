@@ -89,7 +89,7 @@ def run(options: argparse.Namespace) -> int:
 def database_error(error: BaseException) -> str:
     if isinstance(error, DBAPIError):
         return error_message(error)
-    arguments = getattr(error, "args", ())
+    arguments: tuple[object, ...] = error.args
     # mysqlclient: (code, message).
     text = str(arguments[1]) if len(arguments) == 2 else str(error)
     lines = text.strip().splitlines()

@@ -98,6 +98,8 @@ def serve() -> None:
             "the clients you give a token.",
             settings.host,
         )
+    if settings.read_only:
+        logger.warning("READ_ONLY is set: writes are answered 503 with Retry-After")
     if settings.web_concurrency == 1:
         pin_to_one_cpu()
     uvicorn.run(

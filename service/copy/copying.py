@@ -202,13 +202,15 @@ class Builder:
             self.statements.put(statement)
 
     def finish(self, report: Report) -> None:
-        report.started("build", "indexes and foreign keys", self.count)
+        if self.count:
+            report.started("build", "indexes and foreign keys", self.count)
         self.statements.put(None)
         self.thread.join()
         if self.error is not None:
             raise self.error
-        report.advanced(self.count)
-        report.finished()
+        if self.count:
+            report.advanced(self.count)
+            report.finished()
 
 
 def unmark(target: Server) -> None:

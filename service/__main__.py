@@ -1,16 +1,20 @@
-"""`python -m service`: migrate the schema (unless MIGRATE_ON_START is off), then serve.
+"""`items-service` (or `python -m service`): the command line.
 
-`python -m service check [--json]`: check the database instead (service/check/).
+`serve`, the default: migrate the schema (unless MIGRATE_ON_START is off), then
+serve. `check`: check the database (service/check/). `copy`: copy it to
+another (service/copy/).
 """
 
+import argparse
 import logging
 import os
 import sys
+from importlib.metadata import version
 
 import uvicorn
 from sqlalchemy import exc
 
-from service import check
+from service import check, copy
 from service.auth import TokenError, access, open_to_anyone
 from service.db.backends import backend_for
 from service.db.engine import engine_for
@@ -21,9 +25,54 @@ from service.settings import Settings
 logger = logging.getLogger("service")
 
 
-def main() -> None:
-    if sys.argv[1:2] == ["check"]:
-        sys.exit(check.main(sys.argv[2:]))
+def parsers() -> dict[str | None, argparse.ArgumentParser]:
+    """The command line's parser (under None) and each command's."""
+    parser = argparse.ArgumentParser(
+        prog="items-service",
+        description="Items stored in SQLite, PostgreSQL or MySQL/MariaDB, chosen by DATABASE_URL.",
+        epilog="Settings come from the environment (and a .env file); see the README.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {version('items-service')}"
+    )
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="migrate the database, then serve the API (the default)",
+        description="Migrate the database (unless MIGRATE_ON_START=false), then serve the API "
+        "on HOST:PORT.",
+    )
+    checking = commands.add_parser(
+        "check",
+        help="check that the database in DATABASE_URL will behave; exit 1 on a problem",
+        description="Check that the database in DATABASE_URL will behave; exit 1 on a problem.",
+    )
+    check.add_arguments(checking)
+    copying = commands.add_parser(
+        "copy",
+        help="copy the database to another, any backend to any other, and verify it",
+        description="Copy the database in DATABASE_URL (or --from) to the one --to names, "
+        "and verify it: exit 0 only when the target holds what the source holds. Run it "
+        "again after an interruption to finish the copy.",
+    )
+    copy.add_arguments(copying)
+    return {None: parser, "serve": serve, "check": checking, "copy": copying}
+
+
+def main(arguments: list[str] | None = None) -> None:
+    known = parsers()
+    options, unknown = known[None].parse_known_args(arguments)
+    if unknown:
+        # Refused by the command's own parser, which shows that command's usage.
+        known[options.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    if options.command == "check":
+        sys.exit(check.run(options))
+    if options.command == "copy":
+        sys.exit(copy.run(options))
+    serve()
+
+
+def serve() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
     settings = Settings()
     try:
@@ -49,6 +98,8 @@ def main() -> None:
             "the clients you give a token.",
             settings.host,
         )
+    if settings.read_only:
+        logger.warning("READ_ONLY is set: writes are answered 503 with Retry-After")
     if settings.web_concurrency == 1:
         pin_to_one_cpu()
     uvicorn.run(

@@ -1,4 +1,5 @@
-"""Who may write: optional bearer tokens (`API_TOKENS`), and reads too when asked.
+"""Who may write: optional bearer tokens (`API_TOKENS`), and reads too when asked;
+no one while the service is read-only (`READ_ONLY`).
 
 With no tokens set, every route is open, as the service always was. With
 tokens, each route that needs one depends on `Access.writes` (or `.reads`):
@@ -16,6 +17,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, params, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from service.errors import RETRY_AFTER_SECONDS
 from service.settings import Settings
 
 # One answer for a missing header, another scheme, and a wrong token alike:
@@ -27,26 +29,29 @@ class TokenError(ValueError):
     """`API_TOKENS` is set but holds no token. The message never contains a token."""
 
 
+# While the service is read-only, writes are answered so, and clients may retry.
+READ_ONLY = (
+    "The service is read-only for now (READ_ONLY is set): writes are refused while its "
+    "database moves. Try again later."
+)
+
+
 @dataclass(frozen=True)
 class Access:
-    """The dependencies that reading and writing routes take (none: open)."""
+    """The dependencies that reading and writing routes take (none: open), and
+    the answers they add, for the OpenAPI document."""
 
     reads: list[params.Depends] = field(default_factory=list)
     writes: list[params.Depends] = field(default_factory=list)
-
-    @property
-    def read_errors(self) -> tuple[int, ...]:
-        """The answers the reads' dependencies add, for the OpenAPI document."""
-        return (401,) if self.reads else ()
-
-    @property
-    def write_errors(self) -> tuple[int, ...]:
-        return (401,) if self.writes else ()
+    read_errors: tuple[int, ...] = ()
+    write_errors: tuple[int, ...] = ()
 
 
 def access(settings: Settings) -> Access:
+    read_only = [Depends(_refuse_writes)] if settings.read_only else []
+    read_only_errors = (503,) if settings.read_only else ()
     if settings.api_tokens is None:
-        return Access()
+        return Access(writes=read_only, write_errors=read_only_errors)
     tokens = [token.strip() for token in settings.api_tokens.get_secret_value().split(",")]
     tokens = [token for token in tokens if token]
     if not tokens:
@@ -54,7 +59,21 @@ def access(settings: Settings) -> Access:
             "API_TOKENS is set but holds no token: set it to one or more, comma-separated"
         )
     check = [Depends(_token_check([token.encode() for token in tokens]))]
-    return Access(reads=check if settings.api_tokens_for_reads else [], writes=check)
+    reads = check if settings.api_tokens_for_reads else []
+    return Access(
+        reads=reads,
+        writes=[*check, *read_only],
+        read_errors=(401,) if reads else (),
+        write_errors=(401, *read_only_errors),
+    )
+
+
+async def _refuse_writes() -> None:
+    raise HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        detail=READ_ONLY,
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
 
 
 _bearer = HTTPBearer(

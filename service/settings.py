@@ -22,3 +22,5 @@ class Settings(BaseSettings):
     # Bearer tokens, comma-separated, that writes (and, if asked, reads) need.
     api_tokens: SecretStr | None = None
     api_tokens_for_reads: bool = False
+    # Writes answered 503 (with Retry-After), reads served: while the database moves.
+    read_only: bool = False

@@ -167,13 +167,11 @@ def without_password(text: str, password: str | None) -> str:
     return text.replace(password, "***")
 
 
-def main(arguments: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="items-service check",
-        description="Check that the database in DATABASE_URL will behave; exit 1 on a problem.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    options = parser.parse_args(arguments)
+
+
+def run(options: argparse.Namespace) -> int:
     # Logged SQL would be mixed into the report.
     settings = Settings().model_copy(update={"db_echo": False})
     try:

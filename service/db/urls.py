@@ -36,18 +36,19 @@ class DatabaseURLError(ValueError):
     """`DATABASE_URL` cannot be served. The message never contains the password."""
 
 
-def parse_database_url(raw: str) -> URL:
+def parse_database_url(raw: str, setting: str = "DATABASE_URL") -> URL:
+    """`raw` as a URL; an error names it as `setting` (a variable, or an option)."""
     try:
         url = make_url(_hosts_as_query(raw))
     except (ArgumentError, ValueError):
         # The parser's own message repeats the URL, password included: never show it.
         raise DatabaseURLError(
-            f"DATABASE_URL is not a valid database URL. Accepted forms: {ACCEPTED_URL_FORMS}"
+            f"{setting} is not a valid database URL. Accepted forms: {ACCEPTED_URL_FORMS}"
         ) from None
     driver = _DRIVERS.get(url.drivername)
     if driver is None:
         raise DatabaseURLError(
-            f"DATABASE_URL scheme '{url.drivername}://' is not supported. "
+            f"{setting} scheme '{url.drivername}://' is not supported. "
             f"Accepted forms: {ACCEPTED_URL_FORMS}"
         )
     return url.set(drivername=driver)

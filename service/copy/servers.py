@@ -1,0 +1,382 @@
+"""Each kind of server as a copy meets it: how it reads a consistent image in the
+canonical form (`service.copy.tables`), how it writes rows fastest, and where it
+keeps a table's id counter.
+
+Statements go straight through the driver: rows travel as plain tuples, and
+no value passes through SQLAlchemy's type conversions.
+"""
+
+import io
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from service.copy.tables import Column, Form, Row, Table
+from service.db.backends import Backend
+from service.db.backends.mysql import MySQL
+from service.db.backends.postgresql import PostgreSQL
+from service.db.backends.sqlite import SQLite
+from service.db.engine import engine_for
+
+# Rows fetched from a server-side cursor at a time.
+FETCH_ROWS = 2000
+# PostgreSQL's memory for building an index once the rows are in.
+INDEX_BUILD_MEMORY = "256MB"
+
+Connection = Any  # the driver's own connection
+
+
+class Server(ABC):
+    """A database a copy reads from or writes to, through one engine."""
+
+    # The driver's placeholder for a parameter.
+    placeholder = "%s"
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.engine: Engine = engine_for(backend)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def connect(self) -> Connection:
+        """The driver's connection, with what the service's engine sets on it
+        (behind the pool's proxy, which passes every call on); close it after use."""
+        connection = self.engine.raw_connection()
+        # Whatever the pool's checkout ran, no transaction is open from here.
+        connection.rollback()
+        return connection
+
+    # Reading.
+
+    @abstractmethod
+    def begin_snapshot(self, connection: Connection) -> None:
+        """Start a read-only transaction in which every statement sees the same
+        committed image of the database."""
+
+    @abstractmethod
+    def selected(self, column: Column) -> str:
+        """The expression that reads `column` in its canonical form."""
+
+    def canonical(self, table: Table) -> Callable[[tuple[Any, ...]], Row] | None:
+        """What turns a row as the driver returns it into the canonical row; None: nothing."""
+        return None
+
+    def select(self, table: Table, *, below: bool) -> str:
+        columns = ", ".join(self.selected(column) for column in table.columns)
+        bounds = f"{table.key} >= {self.placeholder}"
+        if below:
+            bounds += f" AND {table.key} < {self.placeholder}"
+        return f"SELECT {columns} FROM {table.name} WHERE {bounds} ORDER BY {table.key}"
+
+    def rows(
+        self, connection: Connection, table: Table, start: int = 0, stop: int | None = None
+    ) -> Iterator[Row]:
+        """The rows with keys from `start` (and below `stop`), in key order, streamed."""
+        parameters = (start,) if stop is None else (start, stop)
+        convert = self.canonical(table)
+        with closing(self.streaming_cursor(connection)) as cursor:
+            cursor.execute(self.select(table, below=stop is not None), parameters)
+            while batch := cursor.fetchmany(FETCH_ROWS):
+                if convert is None:
+                    yield from batch
+                else:
+                    yield from map(convert, batch)
+
+    def streaming_cursor(self, connection: Connection) -> Any:
+        return connection.cursor()
+
+    def scalar(self, connection: Connection, sql: str, *parameters: object) -> Any:
+        with closing(connection.cursor()) as cursor:
+            cursor.execute(sql, parameters)
+            row = cursor.fetchone()
+        return None if row is None else row[0]
+
+    def count(self, connection: Connection, table: Table) -> int:
+        return int(self.scalar(connection, f"SELECT count(*) FROM {table.name}"))
+
+    def max_key(self, connection: Connection, table: Table) -> int:
+        return int(self.scalar(connection, f"SELECT max({table.key}) FROM {table.name}") or 0)
+
+    def high_water(self, connection: Connection, table: Table) -> int:
+        """The highest id the table has ever handed out (0: none), deleted or not."""
+        return max(self.id_counter(connection, table), self.max_key(connection, table))
+
+    @abstractmethod
+    def id_counter(self, connection: Connection, table: Table) -> int:
+        """The highest id the table's counter has handed out (0: none)."""
+
+    # Writing.
+
+    @abstractmethod
+    def write(self, connection: Connection, table: Table, rows: Sequence[Row]) -> None:
+        """Insert canonical rows, keys included, and commit them: one transaction."""
+
+    @abstractmethod
+    def set_id_counter(self, connection: Connection, table: Table, high_water: int) -> None:
+        """Make the table's next id `high_water + 1`, and commit."""
+
+    def defer(self, connection: Connection, tables: Sequence[Table]) -> dict[str, list[str]]:
+        """Drop what is faster built once the rows are in (in the transaction
+        that marks the copy); by table, the statements that build it again."""
+        return {}
+
+    def build(self, connection: Connection, statement: str) -> None:
+        """Run and commit one of the statements `defer` returned."""
+        with closing(connection.cursor()) as cursor:
+            cursor.execute(statement)
+        connection.commit()
+
+    def insert(self, table: Table) -> str:
+        marks = ", ".join([self.placeholder] * len(table.columns))
+        return f"INSERT INTO {table.name} ({', '.join(table.column_names)}) VALUES ({marks})"
+
+
+class SQLiteServer(Server):
+    placeholder = "?"
+
+    def exists(self) -> bool:
+        database = self.backend.url.database
+        return database is not None and Path(database).is_file()
+
+    def begin_snapshot(self, connection: Connection) -> None:
+        # A read transaction: its first read fixes the image it sees (WAL).
+        connection.execute("BEGIN")
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
+    def selected(self, column: Column) -> str:
+        # Timestamps are stored as the canonical text already (`UTCDateTime`),
+        # decimals as the nearest double, exact to its places when printed so.
+        if column.form is Form.DECIMAL:
+            return f"printf('%.{column.scale}f', {column.name})"
+        return column.name
+
+    def id_counter(self, connection: Connection, table: Table) -> int:
+        return int(
+            self.scalar(connection, "SELECT seq FROM sqlite_sequence WHERE name = ?", table.name)
+            or 0
+        )
+
+    def write(self, connection: Connection, table: Table, rows: Sequence[Row]) -> None:
+        decimals = [n for n, column in enumerate(table.columns) if column.form is Form.DECIMAL]
+        if decimals:
+            # As the service stores them: the nearest double.
+            rows = [_with_floats(row, decimals) for row in rows]
+        connection.executemany(self.insert(table), rows)
+        connection.commit()
+
+    def set_id_counter(self, connection: Connection, table: Table, high_water: int) -> None:
+        updated = connection.execute(
+            "UPDATE sqlite_sequence SET seq = ? WHERE name = ?", (high_water, table.name)
+        )
+        if updated.rowcount == 0 and high_water > 0:
+            connection.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table.name, high_water)
+            )
+        connection.commit()
+
+
+def _with_floats(row: Row, decimals: list[int]) -> tuple[Any, ...]:
+    values: list[Any] = list(row)
+    for n in decimals:
+        if values[n] is not None:
+            values[n] = float(values[n])
+    return tuple(values)
+
+
+class PostgreSQLServer(Server):
+    def begin_snapshot(self, connection: Connection) -> None:
+        # psycopg2 has begun the transaction; this sets what kind it is.
+        with closing(connection.cursor()) as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+    def selected(self, column: Column) -> str:
+        if column.form in (Form.DECIMAL, Form.TIMESTAMP):
+            # A numeric's text has all its places; a timestamp's leaves out the
+            # fraction's trailing zeros (`canonical` adds them back).
+            return f"CAST({column.name} AS TEXT)"
+        return column.name
+
+    def canonical(self, table: Table) -> Callable[[tuple[Any, ...]], Row] | None:
+        times = [n for n, column in enumerate(table.columns) if column.form is Form.TIMESTAMP]
+        if not times:
+            return None
+
+        def convert(row: tuple[Any, ...]) -> Row:
+            values = list(row)
+            for n in times:
+                value = values[n]
+                if value is not None and len(value) != 26:
+                    values[n] = _six_places(value)
+            return tuple(values)
+
+        return convert
+
+    def streaming_cursor(self, connection: Connection) -> Any:
+        cursor = connection.cursor(name="items_service_copy")
+        cursor.itersize = FETCH_ROWS
+        return cursor
+
+    def _sequence(self, connection: Connection, table: Table) -> str:
+        return str(
+            self.scalar(connection, "SELECT pg_get_serial_sequence(%s, %s)", table.name, table.key)
+        )
+
+    def id_counter(self, connection: Connection, table: Table) -> int:
+        with closing(connection.cursor()) as cursor:
+            cursor.execute(f"SELECT last_value, is_called FROM {self._sequence(connection, table)}")
+            last, called = cursor.fetchone()
+        return int(last) if called else int(last) - 1
+
+    def write(self, connection: Connection, table: Table, rows: Sequence[Row]) -> None:
+        line = _copy_line(table)
+        text = "".join(map(line, rows))
+        columns = ", ".join(table.column_names)
+        with closing(connection.cursor()) as cursor:
+            cursor.copy_expert(f"COPY {table.name} ({columns}) FROM STDIN", io.StringIO(text))
+        connection.commit()
+
+    def defer(self, connection: Connection, tables: Sequence[Table]) -> dict[str, list[str]]:
+        # Built once over all the rows, an index costs a fraction of keeping it
+        # row by row (GIN indexes of trigrams most), and a foreign key is
+        # checked by one join instead of a lookup per row. Primary keys and
+        # unique constraints stay: they keep the copy exact while it runs.
+        names = [table.name for table in tables]
+        with closing(connection.cursor()) as cursor:
+            cursor.execute(
+                "SELECT indrelid::regclass::text, indexrelid::regclass::text, "
+                "pg_get_indexdef(indexrelid) FROM pg_index "
+                "WHERE indrelid::regclass::text = ANY(%s) AND NOT indisprimary AND NOT EXISTS "
+                "(SELECT 1 FROM pg_constraint WHERE conindid = indexrelid)",
+                (names,),
+            )
+            indexes = cursor.fetchall()
+            cursor.execute(
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+                "FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text = ANY(%s)",
+                (names,),
+            )
+            foreign_keys = cursor.fetchall()
+            for _, name, _ in indexes:
+                cursor.execute(f"DROP INDEX {name}")
+            for table, name, _ in foreign_keys:
+                cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        deferred: dict[str, list[str]] = {}
+        # Each statement does nothing if what it builds is there: a copy resumed
+        # after it ran runs it again.
+        for table, _, definition in indexes:
+            statement = re.sub(
+                r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX IF NOT EXISTS ", definition
+            )
+            deferred.setdefault(table, []).append(statement)
+        for table, name, definition in foreign_keys:
+            deferred.setdefault(table, []).append(
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = '{name}') "
+                f"THEN ALTER TABLE {table} ADD CONSTRAINT {name} {definition}; END IF; END $$"
+            )
+        return deferred
+
+    def build(self, connection: Connection, statement: str) -> None:
+        with closing(connection.cursor()) as cursor:
+            # For this transaction only: sorting in memory builds an index faster.
+            cursor.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+            cursor.execute(statement)
+        connection.commit()
+
+    def set_id_counter(self, connection: Connection, table: Table, high_water: int) -> None:
+        sequence = self._sequence(connection, table)
+        with closing(connection.cursor()) as cursor:
+            # setval(s, 1, false): the next id is 1, as in a new table.
+            cursor.execute(
+                "SELECT setval(%s, %s, %s)", (sequence, max(high_water, 1), high_water > 0)
+            )
+        connection.commit()
+
+
+def _six_places(value: str) -> str:
+    """`2026-01-31 12:00:00.12` or `2026-01-31 12:00:00` with six fractional digits."""
+    whole, _, fraction = value.partition(".")
+    return f"{whole}.{fraction:0<6}"
+
+
+# COPY's text format: a backslash, tab, newline or carriage return in a text is escaped.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _escaped(text: str) -> str:
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_COPY_ESCAPES)
+    return text
+
+
+def _copy_line(table: Table) -> Callable[[Row], str]:
+    """What writes a canonical row as a line of COPY's text format."""
+    # Integers become text; decimals and timestamps are text already, never escaped.
+    shown = [
+        _escaped if column.form is Form.TEXT else str if column.form is Form.INTEGER else None
+        for column in table.columns
+    ]
+
+    def line(row: Row) -> str:
+        fields = [
+            "\\N" if value is None else value if show is None else show(value)  # type: ignore[arg-type]
+            for value, show in zip(row, shown, strict=True)
+        ]
+        return "\t".join(fields) + "\n"  # type: ignore[arg-type]
+
+    return line
+
+
+class MySQLServer(Server):
+    def begin_snapshot(self, connection: Connection) -> None:
+        with closing(connection.cursor()) as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+
+    def selected(self, column: Column) -> str:
+        if column.form is Form.DECIMAL:
+            return f"CAST({column.name} AS CHAR)"
+        if column.form is Form.TIMESTAMP:
+            return f"DATE_FORMAT({column.name}, '%%Y-%%m-%%d %%H:%%i:%%s.%%f')"
+        if column.as_bytes:
+            return f"CONVERT({column.name} USING utf8mb4)"
+        return column.name
+
+    def streaming_cursor(self, connection: Connection) -> Any:
+        from MySQLdb.cursors import SSCursor  # type: ignore[import-untyped]
+
+        return connection.cursor(SSCursor)
+
+    def id_counter(self, connection: Connection, table: Table) -> int:
+        # SHOW CREATE TABLE gives the counter as it is now; information_schema
+        # may give one cached hours ago (MySQL 8).
+        with closing(connection.cursor()) as cursor:
+            cursor.execute(f"SHOW CREATE TABLE {table.name}")
+            definition = cursor.fetchone()[1]
+        found = re.search(r"AUTO_INCREMENT=(\d+)", definition)
+        return int(found[1]) - 1 if found else 0
+
+    def write(self, connection: Connection, table: Table, rows: Sequence[Row]) -> None:
+        # mysqlclient sends executemany's rows as multi-row INSERT statements.
+        with closing(connection.cursor()) as cursor:
+            cursor.executemany(self.insert(table), rows)
+        connection.commit()
+
+    def set_id_counter(self, connection: Connection, table: Table, high_water: int) -> None:
+        with closing(connection.cursor()) as cursor:
+            cursor.execute(f"ALTER TABLE {table.name} AUTO_INCREMENT = {high_water + 1}")
+        connection.commit()
+
+
+def server_for(backend: Backend) -> Server:
+    if isinstance(backend, PostgreSQL):
+        return PostgreSQLServer(backend)
+    if isinstance(backend, MySQL):
+        return MySQLServer(backend)
+    assert isinstance(backend, SQLite)
+    return SQLiteServer(backend)

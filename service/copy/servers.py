@@ -17,10 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from service.copy.tables import Column, Form, Row, Table
-from service.db.backends import Backend
-from service.db.backends.mysql import MySQL
-from service.db.backends.postgresql import PostgreSQL
-from service.db.backends.sqlite import SQLite
+from service.db.backends import Backend, Kind
 from service.db.engine import engine_for
 
 # Rows fetched from a server-side cursor at a time.
@@ -374,9 +371,10 @@ class MySQLServer(Server):
 
 
 def server_for(backend: Backend) -> Server:
-    if isinstance(backend, PostgreSQL):
-        return PostgreSQLServer(backend)
-    if isinstance(backend, MySQL):
-        return MySQLServer(backend)
-    assert isinstance(backend, SQLite)
-    return SQLiteServer(backend)
+    match backend.kind:
+        case Kind.POSTGRESQL:
+            return PostgreSQLServer(backend)
+        case Kind.MYSQL:
+            return MySQLServer(backend)
+        case Kind.SQLITE:
+            return SQLiteServer(backend)

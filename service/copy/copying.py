@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Protocol
 
 import sqlalchemy as sa
 from alembic.util import CommandError
@@ -51,7 +51,7 @@ MARKER = sa.Table(
     # What the copy dropped to build in bulk once the rows are in: a JSON list
     # of the statements that build it; NULL once they have run.
     sa.Column("deferred", sa.Text),
-    **cast(dict[str, Any], TEXT_OPTIONS),
+    **TEXT_OPTIONS,
 )
 
 

@@ -298,9 +298,7 @@ def database(backend: str) -> Iterator[str]:
     with ExitStack() as stack:
         cluster = stack.enter_context(GaleraCluster())
         cluster.create_database("items")
-        yield cluster.balancer_url.replace("mysql+mysqldb", "mariadb", 1).replace(
-            "/mysql", "/items"
-        )
+        yield cluster.balancer_url.replace("/mysql", "/items")
 
 
 def main() -> None:

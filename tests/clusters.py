@@ -139,8 +139,10 @@ class GaleraCluster(_Started):
         self.directory = Path(tempfile.mkdtemp(prefix="items-galera-"))
         self.processes: list[subprocess.Popen[bytes] | None] = [None] * nodes
         self.haproxy: subprocess.Popen[bytes] | None = None
-        self.node_urls = [f"mysql+mysqldb://root@127.0.0.1:{port}/mysql" for port in self.sql_ports]
-        self.balancer_url = f"mysql+mysqldb://root@127.0.0.1:{self.balancer_port}/mysql"
+        # mariadb://, the form a user of a MariaDB cluster may write: the
+        # galera env serves and migrates through it (mysql:// is the mysql env's).
+        self.node_urls = [f"mariadb://root@127.0.0.1:{port}/mysql" for port in self.sql_ports]
+        self.balancer_url = f"mariadb://root@127.0.0.1:{self.balancer_port}/mysql"
 
     def _start(self) -> None:
         self._chown(self.directory)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from alembic import command
 from bench.databases import engine_for, fresh_database, seed
-from service.items.models import fold_case, name_full_text_index
+from service.items.models import NAME_FULL_TEXT, fold_case
 from service.migrations import alembic_config, upgrade_to_head
 
 # Names as bench/lua/rename.lua sends them.
@@ -26,8 +26,8 @@ RENAMED = "Renamed Widget {}"
 
 def without_index(url: str) -> None:
     with sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None) as connection:
-        for name in name_full_text_index().triggers:
-            connection.execute(f"DROP TRIGGER {name}")
+        for event in ("insert", "update", "delete"):
+            connection.execute(f"DROP TRIGGER {NAME_FULL_TEXT}_{event}")
 
 
 def with_trigram_table(url: str) -> None:

@@ -19,29 +19,29 @@ from service.check import galera, mysql, postgresql, sqlite
 from service.check.findings import SEVERITY, Check, Finding, Result, Status, error_message
 from service.check.round_trip import round_trip
 from service.check.schema_revision import schema_revision
-from service.db.backends import Backend, backend_for
+from service.db.backends import Backend, Kind, backend_for
 from service.db.engine import create_engine
 from service.db.urls import DatabaseURLError, parse_database_url, safe_url
 from service.settings import Settings
 
-# The checks for each server, by `Backend.server_name`, in the order they are reported.
-MYSQL_CHECKS: list[tuple[str, Check]] = [
-    ("server", mysql.server),
-    ("read-write", mysql.read_write),
-    ("character set", mysql.character_set),
-    ("sql mode", mysql.sql_mode),
-    ("tables", mysql.tables),
-    ("idle timeout", mysql.idle_timeout),
-    ("table names", mysql.table_names),
-    ("galera cluster", galera.cluster),
-    ("galera settings", galera.settings),
-    ("privileges", mysql.privileges),
-    ("connections", mysql.connection_limits),
-    ("schema", schema_revision),
-    ("round trip", round_trip),
-]
-CHECKS: dict[str, list[tuple[str, Check]]] = {
-    "postgresql": [
+# The checks for each kind of server, in the order they are reported.
+CHECKS: dict[Kind, list[tuple[str, Check]]] = {
+    Kind.MYSQL: [
+        ("server", mysql.server),
+        ("read-write", mysql.read_write),
+        ("character set", mysql.character_set),
+        ("sql mode", mysql.sql_mode),
+        ("tables", mysql.tables),
+        ("idle timeout", mysql.idle_timeout),
+        ("table names", mysql.table_names),
+        ("galera cluster", galera.cluster),
+        ("galera settings", galera.settings),
+        ("privileges", mysql.privileges),
+        ("connections", mysql.connection_limits),
+        ("schema", schema_revision),
+        ("round trip", round_trip),
+    ],
+    Kind.POSTGRESQL: [
         ("server", postgresql.server),
         ("read-write", postgresql.read_write),
         ("pooler", postgresql.pooler),
@@ -52,9 +52,7 @@ CHECKS: dict[str, list[tuple[str, Check]]] = {
         ("schema", schema_revision),
         ("round trip", round_trip),
     ],
-    "mysql": MYSQL_CHECKS,
-    "mariadb": MYSQL_CHECKS,
-    "sqlite": [
+    Kind.SQLITE: [
         ("server", sqlite.library),
         ("full-text search", sqlite.full_text_search),
         ("connections", sqlite.no_connection_limit),
@@ -70,26 +68,22 @@ CONNECT_FIX = {
     "galera": "this Galera node is cut off from the cluster's majority: connect to a node "
     "that is Synced, or restore quorum",
 }
-# ER_UNKNOWN_COM_ERROR: what a Galera node answers until it is in the primary component.
-GALERA_NOT_READY = 1047
 
 
 def run_checks(url: URL, settings: Settings) -> list[Result]:
     results: list[Result] = []
     engine_url = url
-    if url.get_backend_name() == "sqlite":
+    backend = backend_for(url, settings)
+    if backend.kind is Kind.SQLITE:
         results.append(result("file", sqlite.database_file(url, settings)))
         engine_url = sqlite.url_to_open(url)
-    backend = backend_for(url, settings)
     engine = create_engine(engine_url, settings)
     try:
-        connected, server = connection_result(
-            engine, backend, in_memory_instead=engine_url is not url
-        )
+        connected = connection_result(engine, backend, in_memory_instead=engine_url is not url)
         results.append(connected)
-        if server is None:
+        if connected.status == "problem":
             return results
-        for name, check in CHECKS[server]:
+        for name, check in CHECKS[backend.kind]:
             finding = checked(engine, check, backend)
             if finding is not None:
                 results.append(result(name, finding))
@@ -102,34 +96,30 @@ def result(name: str, finding: Finding) -> Result:
     return Result(name, **asdict(finding))
 
 
-def connection_result(
-    engine: Engine, backend: Backend, *, in_memory_instead: bool
-) -> tuple[Result, str | None]:
-    """The connection's result, and the server's name (None if it cannot be reached)."""
+def connection_result(engine: Engine, backend: Backend, *, in_memory_instead: bool) -> Result:
     url = backend.url
     try:
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
-            server = backend.server_name(connection)
     except sa.exc.DBAPIError as error:
-        if getattr(error.orig, "args", (None,))[0] == GALERA_NOT_READY:
+        if error.orig is not None and backend.server_cannot_serve(error.orig):
             fix = CONNECT_FIX["galera"]
         else:
-            fix = CONNECT_FIX["sqlite" if url.get_backend_name() == "sqlite" else "server"]
+            fix = CONNECT_FIX["sqlite" if backend.kind is Kind.SQLITE else "server"]
         return Result(
             "connection",
             "problem",
             f"cannot connect to {safe_url(url)}: {error_message(error)}",
             fix,
-        ), None
+        )
     if in_memory_instead:
         return Result(
             "connection",
             "ok",
             f"{safe_url(url)} does not exist yet: the checks below ran on an empty database in "
             "memory, with the same settings",
-        ), server
-    return Result("connection", "ok", safe_url(url)), server
+        )
+    return Result("connection", "ok", safe_url(url))
 
 
 def checked(engine: Engine, check: Check, backend: Backend) -> Finding | None:

@@ -4,9 +4,9 @@
 table. PostgreSQL has pg_trgm for it, for texts of three characters or more;
 for shorter ones, a GIN index of each text's characters and pairs of
 characters (`ShortTextIndexed`). MySQL/MariaDB get a table of trigrams
-instead, and SQLite FTS5's (`full_text_index`, `FullTextIndex`), both kept
-by the database itself, by triggers, in the same statement as the rows they
-index: for every position of the searched column, the three characters
+instead (`TrigramIndex`), and SQLite FTS5's (`FullTextIndex`), both kept by
+the database itself, by triggers their revisions make, in the same statement
+as the rows they index: for every position of the searched column, the three characters
 starting there (padded at the end). A row holding the text holds every
 trigram of it, so a search walks the rows of the text's rarest trigram, in
 key order, keeps those that hold its next rarest too (a lookup in the same
@@ -44,8 +44,6 @@ COMMON = 1000
 TRIGRAM_COUNTED_UP_TO = 100
 # How many of a long text's trigrams are counted to find the rarest.
 TRIGRAMS_COUNTED = 8
-# MySQL's padding, as two bytes of UTF-8.
-_MYSQL_PAD = f"_utf8mb4 X'{ord(PAD):02x}{ord(PAD):02x}'"
 # Counts choose how a search reads its rows, never which rows it finds: one
 # kept this long spares the database a statement each time the same text is
 # searched again, and one grown stale makes a search slower for as long at
@@ -55,200 +53,9 @@ COUNTS_KEPT = 10_000
 
 
 def trigrams(text: str) -> set[str]:
-    """Every trigram a text holds, one starting at each of its positions
-    (`index_triggers` writes the same in SQL)."""
+    """Every trigram a text holds, one starting at each of its positions (the
+    triggers of revisions 0010 to 0012 write the same in SQL)."""
     return {text[start : start + 3].ljust(3, PAD) for start in range(len(text))}
-
-
-def index_triggers(
-    dialect: str, *, table: str, key: str, column: str, index: str, index_key: str
-) -> dict[str, str]:
-    """The triggers, by name, that keep the trigram table `index` (rows of
-    `trigram` and `index_key`) in step with `column` of `table`, whose key is
-    `key`, on SQLite or MySQL/MariaDB: `trigrams()` in SQL, one row for each
-    position of the text, counted in characters by both. An insert adds the
-    new text's trigrams; an update that changes the text removes those only
-    the old text had and adds those only the new one has; a delete removes
-    the old text's. The database runs them inside the statement that writes
-    the row: one statement commits both, and nothing else has to.
-    """
-    assert ord(PAD) < 0x80  # one byte in UTF-8, so that it can be written as one
-    mysql = dialect == "mysql"
-    length = "CHAR_LENGTH" if mysql else "length"
-
-    def positions(*texts: str) -> str:
-        longest = ", ".join(f"{length}({text})" for text in texts)
-        if len(texts) > 1:
-            longest = f"{'GREATEST' if mysql else 'max'}({longest})"
-        return (
-            "WITH RECURSIVE positions (n) AS "
-            f"(SELECT 1 UNION ALL SELECT n + 1 FROM positions WHERE n < {longest})"
-        )
-
-    def trigram(text: str) -> str:
-        """The trigram at position n of `text` (compared as bytes on MySQL)."""
-        if mysql:
-            return _mysql_trigram_at("n", text)
-        return _sqlite_trigram_at("n", text)
-
-    def each(text: str) -> str:
-        return f"FROM positions WHERE n <= {length}({text})"
-
-    old, new = f"OLD.{column}", f"NEW.{column}"
-    add = (
-        f"INSERT {'IGNORE' if mysql else 'OR IGNORE'} INTO {index} (trigram, {index_key}) "
-        f"{positions(new)} SELECT DISTINCT {trigram(new)}, NEW.{key} {each(new)}"
-    )
-    # The old text's trigrams; those the new text does not hold.
-    gone = f"SELECT DISTINCT {trigram(old)} AS trigram {each(old)}"
-    changed = f"{gone} AND {trigram(old)} NOT IN (SELECT {trigram(new)} {each(new)})"
-
-    def remove(trigrams: str, *texts: str) -> str:
-        if mysql:  # a join, so that each trigram is a lookup of the primary key
-            return (
-                f"DELETE indexed FROM {index} AS indexed "
-                f"JOIN ({positions(*texts)} {trigrams}) AS gone ON indexed.trigram = gone.trigram "
-                f"WHERE indexed.{index_key} = OLD.{key}"
-            )
-        return (
-            f"DELETE FROM {index} WHERE {index_key} = OLD.{key} "
-            f"AND trigram IN ({positions(*texts)} {trigrams})"
-        )
-
-    name = f"{index}_%s"
-    if mysql:
-        return {
-            name % "insert": f"CREATE TRIGGER {name % 'insert'} AFTER INSERT ON {table} "
-            f"FOR EACH ROW {add}",
-            # MySQL cannot name the column an update trigger is for.
-            name % "update": f"CREATE TRIGGER {name % 'update'} AFTER UPDATE ON {table} "
-            f"FOR EACH ROW IF NOT (CAST({old} AS BINARY) <=> CAST({new} AS BINARY)) THEN "
-            f"{_mysql_trigram_loops(index, index_key, key, old, new)} END IF",
-            name % "delete": f"CREATE TRIGGER {name % 'delete'} AFTER DELETE ON {table} "
-            f"FOR EACH ROW {remove(gone, old)}",
-        }
-    return {
-        name % "insert": f"CREATE TRIGGER {name % 'insert'} AFTER INSERT ON {table} "
-        f"BEGIN {add}; END",
-        name % "update": f"CREATE TRIGGER {name % 'update'} AFTER UPDATE OF {column} ON {table} "
-        f"WHEN {old} IS NOT {new} BEGIN {remove(changed, old, new)}; {add}; END",
-        name % "delete": f"CREATE TRIGGER {name % 'delete'} AFTER DELETE ON {table} "
-        f"BEGIN {remove(gone, old)}; END",
-    }
-
-
-def index_rows(
-    *, table: str, key: str, column: str, index: str, index_key: str, longest: int
-) -> str:
-    """SQLite's statement that writes into the trigram table `index` the
-    trigrams of every row of `table` already stored, as the insert trigger of
-    `index_triggers` writes one row's; `longest` is the most characters
-    `column` holds."""
-    return (
-        f"INSERT INTO {index} (trigram, {index_key}) WITH RECURSIVE positions (n) AS "
-        f"(SELECT 1 UNION ALL SELECT n + 1 FROM positions WHERE n < {longest}) "
-        f"SELECT DISTINCT {_sqlite_trigram_at('n', column)}, {key} "
-        f"FROM {table} JOIN positions ON n <= length({column})"
-    )
-
-
-@dataclass(frozen=True)
-class FullTextStatements:
-    """SQLite's statements for an FTS5 index of `full_text_index`: the tables
-    it makes, by name, in the order to make them; the one that fills it with
-    the rows already stored; the triggers that keep it in step, by name."""
-
-    tables: dict[str, str]
-    fill: str
-    triggers: dict[str, str]
-
-
-def full_text_index(*, table: str, key: str, column: str, index: str) -> FullTextStatements:
-    """SQLite's statements for the FTS5 table `index` of `column`'s trigrams,
-    with `table`'s `key` as its rowid: the table itself (FTS5's own trigram
-    tokenizer over the padded text, so that it holds what `trigrams()`
-    computes; contentless, keeping no copy of the text, nor positions, nor
-    sizes: searches need none), its vocabulary (`<index>_terms`: each trigram
-    and its count of rows), the rows already stored, and the triggers that
-    keep it in step. A contentless table forgets a row by being told its old
-    text: the triggers pass what they add. FTS5 buffers the trigrams a
-    transaction writes and stores them at commit as one segment, merged with
-    others later, where a table ordered by trigram would write a page for
-    each trigram a rename changes (`python -m bench.sqlite_index_writes`).
-    """
-    pad = f"char({ord(PAD)}, {ord(PAD)})"
-    old, new = (f"{row}.{column} || {pad}" for row in ("OLD", "NEW"))
-    add = f"INSERT INTO {index} (rowid, {column}) VALUES (NEW.{key}, {new})"
-    remove = f"INSERT INTO {index} ({index}, rowid, {column}) VALUES ('delete', OLD.{key}, {old})"
-    return FullTextStatements(
-        tables={
-            index: f"CREATE VIRTUAL TABLE {index} USING fts5({column}, content='', "
-            "detail='none', columnsize=0, tokenize='trigram case_sensitive 1')",
-            f"{index}_terms": f"CREATE VIRTUAL TABLE {index}_terms USING fts5vocab({index}, row)",
-        },
-        fill=f"INSERT INTO {index} (rowid, {column}) SELECT {key}, {column} || {pad} FROM {table}",
-        triggers={
-            f"{index}_insert": f"CREATE TRIGGER {index}_insert AFTER INSERT ON {table} "
-            f"BEGIN {add}; END",
-            f"{index}_update": f"CREATE TRIGGER {index}_update AFTER UPDATE OF {column} "
-            f"ON {table} WHEN OLD.{column} IS NOT NEW.{column} BEGIN {remove}; {add}; END",
-            f"{index}_delete": f"CREATE TRIGGER {index}_delete AFTER DELETE ON {table} "
-            f"BEGIN {remove}; END",
-        },
-    )
-
-
-def full_text_tables(index: str) -> set[str]:
-    """The tables an FTS5 index of `full_text_index` makes: itself, its
-    vocabulary, and FTS5's own (not in any model). Every shadow table FTS5 may
-    make is named, those a contentless table without sizes never makes too: a
-    database made by an earlier 0012, which kept the sizes, has one."""
-    return {index, f"{index}_terms"} | {
-        f"{index}_{shadow}" for shadow in ("data", "idx", "config", "docsize", "content")
-    }
-
-
-def _mysql_trigram_loops(index: str, index_key: str, key: str, old: str, new: str) -> str:
-    """The body of MySQL's update trigger: a loop over the old text's positions
-    that deletes each trigram the new text does not hold, by its primary key,
-    and one over the new text's that inserts each the old one does not. A
-    trigram is held by a text when it occurs in the padded text: UTF-8 is
-    self-synchronizing, so comparing bytes finds only whole characters.
-    Written as statements over a recursive CTE of positions, as the other
-    triggers are, a rename cost the server about half as much again: MySQL
-    builds a temporary table for the CTE, the DISTINCT and the NOT IN.
-    """
-
-    def trigrams_only_in(text: str, other: str, statement: str) -> str:
-        return (
-            f"SET n = 1; WHILE n <= CHAR_LENGTH({text}) DO "
-            f"SET t = {_mysql_trigram_at('n', text)}, n = n + 1; "
-            f"IF LOCATE(t, CAST(CONCAT({other}, {_MYSQL_PAD}) AS BINARY)) = 0 THEN "
-            f"{statement}; END IF; END WHILE;"
-        )
-
-    return (
-        # A trigram is at most three characters of four bytes.
-        "BEGIN DECLARE n INT; DECLARE t VARBINARY(12); "
-        + trigrams_only_in(
-            old, new, f"DELETE FROM {index} WHERE trigram = t AND {index_key} = OLD.{key}"
-        )
-        + " "
-        + trigrams_only_in(
-            new, old, f"INSERT IGNORE INTO {index} (trigram, {index_key}) VALUES (t, NEW.{key})"
-        )
-        + " END;"
-    )
-
-
-def _sqlite_trigram_at(position: str, text: str) -> str:
-    """SQLite's trigram of the padded `text` at `position`."""
-    return f"substr({text} || char({ord(PAD)}, {ord(PAD)}), {position}, 3)"
-
-
-def _mysql_trigram_at(position: str, text: str) -> str:
-    """MySQL's trigram of the padded `text` at `position`, as bytes."""
-    return f"CAST(SUBSTRING(CONCAT({text}, {_MYSQL_PAD}), {position}, 3) AS BINARY)"
 
 
 @dataclass(frozen=True)
@@ -279,12 +86,11 @@ class TrigramIndex:
     triggers read).
 
     Its only index is its primary key, in the order searches read it. The
-    database keeps it, by the triggers `index_triggers` makes (a migration
-    creates them): a write of the row is one statement, and a write made
-    outside the service is indexed too. A row's trigrams are found again from
-    its old text, so that a write touches only the trigrams it adds or removes
-    (a foreign key, and the index on the key it needs, made creates a third
-    slower and renames half as fast).
+    database keeps it, by triggers (revisions 0010 and 0011): a write of the
+    row is one statement, and a write made outside the service is indexed
+    too. A row's trigrams are found again from its old text, so that a write
+    touches only the trigrams it adds or removes; the table has no foreign
+    key, which would cost every write a lookup more.
     """
 
     def __init__(self, table: sa.Table, *, key: str) -> None:
@@ -350,7 +156,7 @@ class TrigramIndex:
 
 
 class FullTextIndex:
-    """The FTS5 table of `full_text_index` (SQLite) that indexes `column`. A text of
+    """The FTS5 table (SQLite, revision 0012) that indexes `column`. A text of
     three characters or more is looked up as its trigrams (up to
     TRIGRAMS_COUNTED of them), all held by each row found; a short one as the
     trigrams that start with it, from the table's vocabulary, any held by each

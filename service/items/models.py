@@ -5,7 +5,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.model import TABLE_OPTIONS, TEXT_OPTIONS, Base, utcnow
-from service.db.search import FullTextStatements, full_text_index, index_rows, index_triggers
 from service.db.types import ExactString, UTCDateTime
 
 NAME_LENGTH = 255
@@ -16,7 +15,8 @@ NAME_FOLDED_LENGTH = 3 * NAME_LENGTH
 # On PostgreSQL, the function whose GIN index finds a name's one- and
 # two-character texts (revision 0009; `service.db.search.ShortTextIndexed`).
 NAME_GRAMS = "item_name_grams"
-# On SQLite, the FTS5 table of `name_folded`'s trigrams (revision 0012).
+# On SQLite, the FTS5 table of `name_folded`'s trigrams, and its triggers
+# `<NAME_FULL_TEXT>_insert`, `_update` and `_delete` (revision 0012).
 NAME_FULL_TEXT = "item_name_fts"
 
 
@@ -53,42 +53,8 @@ class ItemNameTrigram(Base):
 
     __tablename__ = "item_name_trigrams"
     # Stored in (trigram, item_id) order, as searches walk it. No foreign key:
-    # the triggers of `name_index_triggers` keep the rows in step with the
-    # item's name.
+    # triggers (revisions 0010, 0011) keep the rows in step with the item's name.
     __table_args__ = (TEXT_OPTIONS | {"sqlite_with_rowid": False},)
 
     trigram: Mapped[str] = mapped_column(ExactString(3), primary_key=True)
     item_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-
-
-def name_full_text_index() -> FullTextStatements:
-    """SQLite's statements that make `NAME_FULL_TEXT` and keep it in step with
-    `name_folded` (revision 0012)."""
-    return full_text_index(table="items", key="id", column="name_folded", index=NAME_FULL_TEXT)
-
-
-def name_index_triggers(dialect: str) -> dict[str, str]:
-    """The triggers, by name, that keep `item_name_trigrams` in step with
-    `name_folded` on MySQL/MariaDB (revisions 0010 and 0011), and on SQLite
-    before revision 0012."""
-    return index_triggers(
-        dialect,
-        table="items",
-        key="id",
-        column="name_folded",
-        index="item_name_trigrams",
-        index_key="item_id",
-    )
-
-
-def name_index_rows() -> str:
-    """SQLite's statement that writes `item_name_trigrams` for the items already
-    stored (revision 0012, going down)."""
-    return index_rows(
-        table="items",
-        key="id",
-        column="name_folded",
-        index="item_name_trigrams",
-        index_key="item_id",
-        longest=NAME_FOLDED_LENGTH,
-    )

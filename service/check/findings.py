@@ -8,7 +8,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from service.db.backends import Backend
+from service.db.backends import Backend, mysql_errors, postgresql_errors
 
 Status = Literal["ok", "warning", "problem"]
 SEVERITY: dict[Status, int] = {"ok": 0, "warning": 1, "problem": 2}
@@ -60,9 +60,12 @@ def error_message(error: sa.exc.DBAPIError) -> str:
 
 
 def is_read_only_error(error: sa.exc.DBAPIError) -> bool:
-    # PostgreSQL: read_only_sql_transaction; MySQL/MariaDB: --read-only, read-only transaction.
     code = getattr(error.orig, "pgcode", None) or getattr(error.orig, "args", (None,))[0]
-    return code in ("25006", 1290, 1792)
+    return code in (
+        postgresql_errors.READ_ONLY_SQL_TRANSACTION,
+        mysql_errors.OPTION_PREVENTS_STATEMENT,
+        mysql_errors.CANT_EXECUTE_IN_READ_ONLY_TRANSACTION,
+    )
 
 
 def scalar(connection: Connection, sql: str, **parameters: object) -> Any:

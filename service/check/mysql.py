@@ -19,13 +19,12 @@ from service.check.findings import (
 from service.check.galera import galera_state
 from service.check.privileges import first_failing_step, for_migrations, migration_steps
 from service.check.versions import server_version, version_finding
-from service.db.backends import Backend
+from service.db.backends import Backend, mysql_errors
 from service.db.backends.mysql import POOL_RECYCLE_SECONDS
 from service.db.backends.mysql_errors import error_code
 from service.models import metadata
 
 # "You do not have the SUPER privilege and binary logging is enabled".
-_BINARY_LOGGING_NEEDS_SUPER = 1419
 
 
 def server(connection: Connection, backend: Backend) -> Finding:
@@ -182,7 +181,10 @@ def privileges(connection: Connection, backend: Backend) -> Finding:
     label, error = failed
     if is_read_only_error(error):
         return Finding("warning", "not checked: the server is read-only")
-    if label == "CREATE TRIGGER" and error_code(error) == _BINARY_LOGGING_NEEDS_SUPER:
+    if (
+        label == "CREATE TRIGGER"
+        and error_code(error) == mysql_errors.BINLOG_CREATE_ROUTINE_NEED_SUPER
+    ):
         # Binary logging or Galera replication is on, and the account has no SUPER.
         grant = "SET GLOBAL log_bin_trust_function_creators = 1 (or in the server's configuration)"
     problem = Finding(

@@ -18,16 +18,15 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from service.db.backends import mysql_errors as errors
 from service.db.backends.mysql_errors import error_code
 
 LOCK_TABLE = "items_service_migration_lock"
 # A holder that died mid-migration leaves its row: after this long, it is taken over.
 STALE_SECONDS = 600
 WAIT_SECONDS = STALE_SECONDS + 300
-_DUPLICATE_KEY = 1062
-# A deadlock, or a statement that lost certification (or was aborted by
-# another node's schema change): nothing was done, it can run again.
-_LOST = 1213
+# A deadlock (LOCK_DEADLOCK), or a statement that lost certification (or was
+# aborted by another node's schema change): nothing was done, it can run again.
 
 
 @contextmanager
@@ -61,7 +60,7 @@ def _take(connection: Connection, holder: str) -> bool:
         connection.commit()
     except DBAPIError as error:
         connection.rollback()
-        if error_code(error) in (_DUPLICATE_KEY, _LOST):
+        if error_code(error) in (errors.DUP_ENTRY, errors.LOCK_DEADLOCK):
             return False
         raise
     return True
@@ -76,6 +75,6 @@ def _committed(connection: Connection, statement: str, parameters: Any = ()) -> 
             return
         except DBAPIError as error:
             connection.rollback()
-            if error_code(error) != _LOST:
+            if error_code(error) != errors.LOCK_DEADLOCK:
                 raise
         time.sleep(random.uniform(0.05, 0.2))

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from service.db.backends import mysql_errors as errors
 from service.db.backends.base import (
     Broken,
     BrokenConstraint,
@@ -24,12 +25,12 @@ from service.db.backends.mysql_errors import error_code, server_error_number
 POOL_RECYCLE_SECONDS = 1800
 
 _BROKEN = {
-    1062: Broken.UNIQUE,  # ER_DUP_ENTRY
-    1451: Broken.FOREIGN_KEY,  # ER_ROW_IS_REFERENCED_2
-    1452: Broken.FOREIGN_KEY,  # ER_NO_REFERENCED_ROW_2
-    4025: Broken.CHECK,  # ER_CONSTRAINT_FAILED (MariaDB)
-    3819: Broken.CHECK,  # ER_CHECK_CONSTRAINT_VIOLATED (MySQL)
-    1048: Broken.NOT_NULL,  # ER_BAD_NULL_ERROR
+    errors.DUP_ENTRY: Broken.UNIQUE,
+    errors.ROW_IS_REFERENCED_2: Broken.FOREIGN_KEY,
+    errors.NO_REFERENCED_ROW_2: Broken.FOREIGN_KEY,
+    errors.CONSTRAINT_FAILED: Broken.CHECK,
+    errors.CHECK_CONSTRAINT_VIOLATED: Broken.CHECK,
+    errors.BAD_NULL_ERROR: Broken.NOT_NULL,
 }
 # "for key 'uq_items_sku'" (MariaDB), "for key 'items.uq_items_sku'" (MySQL 8),
 # "CONSTRAINT `fk_orders_item_id_items` ...", "Check constraint 'ck_x' is violated".
@@ -38,25 +39,12 @@ _CONSTRAINT_NAME = re.compile(
     r"|constraint '(?P<check>[^']+)'"
 )
 _NULL_COLUMN = re.compile(r"Column '(?P<column>[^']+)' cannot be null")
-# A server that cannot serve now: too many connections, shutting down, a lock
-# wait timed out, read-only, out of memory or disk, a connection killed or
-# refused, an unknown database or account; and every client-side error (2xxx:
-# cannot connect, server gone away, lost connection).
-_UNAVAILABLE = {
-    1021, 1037, 1040, 1041, 1044, 1045, 1049, 1053, 1129, 1130, 1152, 1153, 1154,
-    1155, 1156, 1157, 1158, 1159, 1160, 1161, 1205, 1290, 1317, 1792, 1836, 1927,
-}  # fmt: skip
-# A deadlock (on Galera also a write that lost certification), or a Galera node
-# not ready to serve (ER_UNKNOWN_COM_ERROR): nothing was committed.
-_NOT_READY = 1047
-_DEADLOCK = 1213
-_RETRYABLE = {_DEADLOCK, _NOT_READY}
-_LOCK_WAIT_TIMEOUT = 1205
+_RETRYABLE = {errors.LOCK_DEADLOCK, errors.UNKNOWN_COM_ERROR}
 # The least lock_wait_timeout MySQL takes (whole seconds).
 MIGRATION_LOCK_TIMEOUT_SECONDS = 1
 # wsrep_sync_wait's bits for reads, updates and deletes, inserts and replaces.
 CAUSALITY_CHECKS = 1 | 2 | 4
-_SCHEMA = {1146, 1054}  # ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR
+_SCHEMA = {errors.NO_SUCH_TABLE, errors.BAD_FIELD_ERROR}
 
 
 class MySQL(NetworkBackend):
@@ -85,7 +73,7 @@ class MySQL(NetworkBackend):
             return ErrorKind.UNAVAILABLE
         if code in _BROKEN:
             return ErrorKind.CONSTRAINT
-        if code in _UNAVAILABLE or 2000 <= code < 3000:
+        if code in errors.UNAVAILABLE or code in errors.CLIENT_ERRORS:
             return ErrorKind.UNAVAILABLE
         if code in _RETRYABLE:
             return ErrorKind.RETRYABLE
@@ -94,7 +82,7 @@ class MySQL(NetworkBackend):
         return ErrorKind.BUG
 
     def server_cannot_serve(self, error: BaseException) -> bool:
-        return server_error_number(error) == _NOT_READY
+        return server_error_number(error) == errors.UNKNOWN_COM_ERROR
 
     def broken_constraint(self, error: DBAPIError) -> BrokenConstraint | None:
         broken = _BROKEN.get(error_code(error) or 0)
@@ -155,7 +143,7 @@ class MySQL(NetworkBackend):
         return connection
 
     def lock_timed_out(self, error: DBAPIError) -> bool:
-        return error_code(error) in (_LOCK_WAIT_TIMEOUT, _DEADLOCK)
+        return error_code(error) in (errors.LOCK_WAIT_TIMEOUT, errors.LOCK_DEADLOCK)
 
     def server_name(self, connection: Connection) -> str:
         return "mariadb" if getattr(connection.dialect, "is_mariadb", False) else "mysql"

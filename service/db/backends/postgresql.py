@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from service.db.backends import postgresql_errors as errors
 from service.db.backends.base import (
     Broken,
     BrokenConstraint,
@@ -18,24 +19,22 @@ from service.db.backends.base import (
     SearchIndex,
 )
 
-_READ_ONLY = "25006"
-# SQLSTATE classes and codes of a server that cannot serve now: connection
-# exceptions, insufficient resources, operator intervention (shutdown, cannot
-# connect now, query canceled), system errors, a lock not available.
-_UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
-_UNAVAILABLE_CODES = {"55P03"}
 # Serialization failure and deadlock: the transaction was rolled back.
 # Read-only transaction: the server is a standby, or a primary demoted by a
 # failover, and did nothing; on a new connection libpq finds the primary
 # (`target_session_attrs=read-write`).
-_RETRYABLE_CODES = {"40001", "40P01", _READ_ONLY}
-# Undefined table, undefined column, undefined object: the schema is not there.
-_SCHEMA_CODES = {"42P01", "42703", "42704"}
+_RETRYABLE_CODES = {
+    errors.SERIALIZATION_FAILURE,
+    errors.DEADLOCK_DETECTED,
+    errors.READ_ONLY_SQL_TRANSACTION,
+}
+# The schema is not there.
+_SCHEMA_CODES = {errors.UNDEFINED_TABLE, errors.UNDEFINED_COLUMN, errors.UNDEFINED_OBJECT}
 _BROKEN = {
-    "23505": Broken.UNIQUE,
-    "23514": Broken.CHECK,
-    "23503": Broken.FOREIGN_KEY,
-    "23502": Broken.NOT_NULL,
+    errors.UNIQUE_VIOLATION: Broken.UNIQUE,
+    errors.CHECK_VIOLATION: Broken.CHECK,
+    errors.FOREIGN_KEY_VIOLATION: Broken.FOREIGN_KEY,
+    errors.NOT_NULL_VIOLATION: Broken.NOT_NULL,
 }
 # Any number: it only has to be the same in every process that migrates.
 _MIGRATION_LOCK_KEY = 7242017
@@ -44,8 +43,7 @@ MIGRATION_LOCK_WAIT_SECONDS = 900
 # How long a migration's statement waits for a lock before its transaction
 # gives up and is tried again: requests queued behind it wait no longer.
 MIGRATION_LOCK_TIMEOUT = "500ms"
-# Lock not available (lock_timeout), deadlock detected.
-_LOCK_TIMED_OUT_CODES = {"55P03", "40P01"}
+_LOCK_TIMED_OUT_CODES = {errors.LOCK_NOT_AVAILABLE, errors.DEADLOCK_DETECTED}
 
 
 class PostgreSQL(NetworkBackend):
@@ -70,9 +68,9 @@ class PostgreSQL(NetworkBackend):
             # psycopg2 refused something before sending it.
             connection_lost = isinstance(error, OperationalError | InterfaceError)
             return ErrorKind.UNAVAILABLE if connection_lost else ErrorKind.BUG
-        if code.startswith("23"):
+        if code.startswith(errors.INTEGRITY_CONSTRAINT_CLASS):
             return ErrorKind.CONSTRAINT
-        if code.startswith(_UNAVAILABLE_CLASSES) or code in _UNAVAILABLE_CODES:
+        if code.startswith(errors.UNAVAILABLE_CLASSES) or code == errors.LOCK_NOT_AVAILABLE:
             return ErrorKind.UNAVAILABLE
         if code in _RETRYABLE_CODES:
             return ErrorKind.RETRYABLE
@@ -81,7 +79,7 @@ class PostgreSQL(NetworkBackend):
         return ErrorKind.BUG
 
     def server_cannot_serve(self, error: BaseException) -> bool:
-        return getattr(error, "pgcode", None) == _READ_ONLY
+        return getattr(error, "pgcode", None) == errors.READ_ONLY_SQL_TRANSACTION
 
     def broken_constraint(self, error: DBAPIError) -> BrokenConstraint | None:
         broken = _BROKEN.get(getattr(error.orig, "pgcode", None) or "")

@@ -47,12 +47,14 @@ RELEASES_FILE = ROOT / "releases.toml"
 class Release:
     commit: str
     revision: str
+    # The clusters it supported (the test suite's TEST_CLUSTER names).
+    clusters: tuple[str, ...]
 
 
 def releases() -> list[Release]:
     """The releases in `releases.toml`, oldest first."""
     listed = tomllib.loads(RELEASES_FILE.read_text())["release"]
-    return [Release(release["commit"], release["revision"]) for release in listed]
+    return [Release(r["commit"], r["revision"], tuple(r["clusters"])) for r in listed]
 
 
 @contextmanager

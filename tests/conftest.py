@@ -58,7 +58,9 @@ def settings_for(url: str, **overrides: object) -> Settings:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "backends(*names): run only on these TEST_BACKENDs")
-    config.addinivalue_line("markers", "cluster(name): run only with this TEST_CLUSTER")
+    config.addinivalue_line(
+        "markers", "cluster(*names): run only with these TEST_CLUSTERs ('' for none)"
+    )
     if CLUSTER and CLUSTERS.get(CLUSTER) != BACKEND:
         needed = CLUSTERS.get(CLUSTER)
         raise pytest.UsageError(f"TEST_CLUSTER={CLUSTER} needs TEST_BACKEND={needed}")
@@ -71,7 +73,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         backends = item.get_closest_marker("backends")
         cluster = item.get_closest_marker("cluster")
         applies = (backends is None or BACKEND in backends.args) and (
-            cluster is None or cluster.args[0] == CLUSTER
+            cluster is None or CLUSTER in cluster.args
         )
         (kept if applies else deselected).append(item)
     if deselected:

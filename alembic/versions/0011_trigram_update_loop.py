@@ -61,12 +61,15 @@ END; END IF"""
 def upgrade() -> None:
     if online.server() is not Kind.MYSQL:
         return
+    # Each statement here locks `items` (on Galera, on every node): none runs
+    # that has nothing to do.
     if not _is_a_loop():
         next_trigger = UPDATE_TRIGGER_SQL.replace(UPDATE_TRIGGER, NEXT_TRIGGER, 1)
         online.create_trigger(NEXT_TRIGGER, next_trigger)
         op.execute(f"DROP TRIGGER IF EXISTS {UPDATE_TRIGGER}")
         op.execute(UPDATE_TRIGGER_SQL)
-    op.execute(f"DROP TRIGGER IF EXISTS {NEXT_TRIGGER}")
+    if online.trigger_exists(NEXT_TRIGGER):
+        op.execute(f"DROP TRIGGER {NEXT_TRIGGER}")
 
 
 def _is_a_loop() -> bool:

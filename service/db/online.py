@@ -4,15 +4,16 @@
 statements wait briefly for their locks (the backend's lock timeout) before
 the revision is tried again, so that requests queued behind a waiting DDL
 statement wait no longer than that. A revision's own SQL is written in it;
-these are the mechanics revisions share:
+these are the mechanics revisions share (docs/upgrades.md):
 
 - `server()`: which kind of server the revision faces;
-- `backfill`: a statement run over the rows already stored, a batch of keys at
-  a time, each batch committed before the next begins (a long backfill
-  holds no lock for long, and a killed one resumes where its statement finds
-  work left);
-- `create_index` and `drop_index`: index builds and drops that let writes
-  go on.
+- `backfill` and `until_none_left`: statements run over the rows already
+  stored a batch at a time, each batch committed before the next begins;
+- `statements_commit_alone`: a block whose statements each commit alone;
+- `create_index`, `drop_index`, `create_trigger`: DDL that lets writes go on
+  and is kept when made already, so that a revision can run again;
+- `lint_exception`: a statement that breaks a rule of the migration linter
+  on purpose, and why.
 """
 
 import logging
@@ -20,6 +21,8 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -42,13 +45,19 @@ LAST_KEY = 2**31 - 1
 BATCH_TRIES = 30
 
 
+class Batch(Protocol):
+    """Writes the rows whose key is above `low` and at most `high`."""
+
+    def __call__(self, connection: Connection, low: int, high: int) -> object: ...
+
+
 def server() -> Kind:
     """The kind of server the running revision faces."""
     return kind_of(op.get_context().dialect)
 
 
 def backfill(
-    batch: str | Callable[[Connection, int, int], object],
+    batch: str | Batch,
     *,
     table: str = "items",
     key: str = "id",
@@ -68,20 +77,18 @@ def backfill(
         if isinstance(batch, str):
             op.execute(sa.text(batch).bindparams(low=after, high=LAST_KEY))
         else:
-            context.impl.static_output(f"-- {batch.__name__}: run online, in batches")
+            context.impl.static_output(
+                f"-- {getattr(batch, '__name__', 'a backfill')}: online only"
+            )
         return
     run = _statement_batch(batch) if isinstance(batch, str) else batch
-    with statements_commit_alone() as migrating:
-        backend: Backend = migrating.info[MIGRATION_BACKEND]
-        with migrating.engine.connect() as connection:
-            connection = backend.start_migrating(connection)
-            if up_to is None:
-                up_to = connection.execute(sa.text(f"SELECT max({key}) FROM {table}")).scalar()
-                connection.commit()
-            last = up_to or 0
-            for low in range(after, last, BATCH_KEYS):
-                high = min(low + BATCH_KEYS, last)
-                _batch(connection, backend, lambda c: run(c, low, high))  # noqa: B023
+    with _batches() as (connection, backend):
+        if up_to is None:
+            up_to = connection.execute(sa.text(f"SELECT max({key}) FROM {table}")).scalar()
+            connection.commit()
+        last = up_to or 0
+        for low in range(after, last, BATCH_KEYS):
+            _batch(connection, backend, partial(run, low=low, high=min(low + BATCH_KEYS, last)))
 
 
 def until_none_left(statement: str) -> None:
@@ -91,17 +98,28 @@ def until_none_left(statement: str) -> None:
         op.execute(statement)
         return
     changed = sa.text(statement)
+    with _batches() as (connection, backend):
+        while _batch(connection, backend, lambda c: c.execute(changed).rowcount):
+            pass
+
+
+@contextmanager
+def _batches() -> Iterator[tuple[Connection, Backend]]:
+    """A connection of the migration's engine for batches, and the backend;
+    the revision's transaction committed first."""
     with statements_commit_alone() as migrating:
         backend: Backend = migrating.info[MIGRATION_BACKEND]
         with migrating.engine.connect() as connection:
-            connection = backend.start_migrating(connection)
-            while _batch(connection, backend, lambda c: c.execute(changed).rowcount):
-                pass
+            yield backend.start_migrating(connection), backend
 
 
-def _statement_batch(batch: str) -> Callable[[Connection, int, int], object]:
+def _statement_batch(batch: str) -> Batch:
     statement = sa.text(batch)
-    return lambda connection, low, high: connection.execute(statement, {"low": low, "high": high})
+
+    def run(connection: Connection, low: int, high: int) -> object:
+        return connection.execute(statement, {"low": low, "high": high})
+
+    return run
 
 
 def _batch(connection: Connection, backend: Backend, run: Callable[[Connection], object]) -> object:

@@ -73,10 +73,10 @@ def freeze_startup_objects() -> None:
     """Leave everything alive after start-up out of garbage collection from now on.
 
     Under load, the objects of requests in flight outlive two young
-    collections, and Python then makes a full one, every second or so: each
-    walked all of FastAPI, pydantic and SQLAlchemy, collected nothing, and
-    held up every request in flight. With those frozen, a full collection
-    takes under 1 ms.
+    collections, and Python then makes full ones, often: each would walk all
+    of FastAPI, pydantic and SQLAlchemy, collect nothing, and hold up every
+    request in flight. With those frozen, a full collection walks only what
+    requests made.
     """
     gc.collect()
     gc.freeze()

@@ -28,6 +28,12 @@ from service.http import (
 )
 
 
+def key_in_path(name: str) -> Any:
+    """A row's key in the paths of a resource called `name`, `{name}_id`:
+    `Annotated[int, key_in_path(name)]`; an id out of range is a 404."""
+    return Path(alias=f"{name}_id")
+
+
 def add_collection_routes(
     router: APIRouter,
     repository: Repository,
@@ -47,7 +53,7 @@ def add_collection_routes(
     depend on. `insert` replaces `repository.insert` for creates that need
     more (see `Repository.create`)."""
     key_path = f"/{{{name}_id}}"
-    Key = Annotated[int, Path(alias=f"{name}_id")]
+    Key = Annotated[int, key_in_path(name)]
     Query = Annotated[PageQuery, Depends(query_parameters(query))]
 
     @router.post(

@@ -41,8 +41,9 @@ class Filter:
     condition: sa.ColumnElement[bool]
 
 
-class PageQuery(Protocol):
-    """A list's query: every filter the repository declares is an attribute too."""
+class PageRequest(Protocol):
+    """What a list asks for: its page's bounds, and an attribute for every
+    filter the repository declares (`service.fields.PageQuery` is one)."""
 
     @property
     def limit(self) -> int: ...
@@ -109,7 +110,7 @@ class Repository:
             raise RowNotFound(self.not_found)
         return row
 
-    async def get_page(self, database: Database, query: PageQuery) -> list[Row]:
+    async def get_page(self, database: Database, query: PageRequest) -> list[Row]:
         """A page of rows in key order, filtered as `query` says."""
         return await database.run(self.read_page, query, self._index(database))
 
@@ -169,7 +170,7 @@ class Repository:
         return {row[self._id.key]: row for row in self._as_read(rows, engine.dialect)}
 
     def read_page(
-        self, engine: Engine, query: PageQuery, index: SubstringIndex | None = None
+        self, engine: Engine, query: PageRequest, index: SubstringIndex | None = None
     ) -> list[Row]:
         parameters: Row = {"limit": query.limit}
         used = []
@@ -347,7 +348,7 @@ class Repository:
         """Rows as responses show them: dicts of the read keys, and, where the
         dialect leaves it to Python (`ReadForm.from_driver`), values converted."""
         keys = self.keys
-        # Inline rather than a function per row: a call per row cost 20-40 µs a list.
+        # Inline rather than a function per row: a call per row costs a list dearly.
         read = [dict(zip(keys, row, strict=True)) for row in rows]
         conversions = self._conversions.get(dialect.name)
         if conversions is None:

@@ -34,7 +34,7 @@ class Database:
 
     Calls go to worker threads through asyncio's `run_in_executor`: profiling
     showed AnyIO's `to_thread` (cancel scopes, a capacity limiter, a context
-    copy per call) costing a fifth of the event loop's time on a primary-key read.
+    copy per call) costing much of the event loop's time on a primary-key read.
     """
 
     def __init__(self, url: URL, settings: Settings) -> None:

@@ -1,6 +1,6 @@
 """`/items/`: the routes every resource has, and PUT and PATCH."""
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
 
@@ -8,7 +8,9 @@ from service.auth import Access
 from service.http import JSON_BODY, DatabaseDep, error_responses, json_response
 from service.items.repository import ITEMS
 from service.items.schemas import ItemCreate, ItemQuery, ItemRead, ItemUpdate
-from service.routes import add_collection_routes
+from service.routes import add_collection_routes, key_in_path
+
+ItemKey = Annotated[int, key_in_path("item")]
 
 
 def items_router(access: Access) -> APIRouter:
@@ -32,12 +34,12 @@ def items_router(access: Access) -> APIRouter:
     }
 
     @router.put("/{item_id}", **changes)
-    async def replace_item(item_id: int, data: ItemCreate, database: DatabaseDep) -> Response:
+    async def replace_item(item_id: ItemKey, data: ItemCreate, database: DatabaseDep) -> Response:
         item = await ITEMS.update(database, item_id, data.model_dump())
         return json_response(ITEMS.json(item))
 
     @router.patch("/{item_id}", **changes)
-    async def update_item(item_id: int, data: ItemUpdate, database: DatabaseDep) -> Response:
+    async def update_item(item_id: ItemKey, data: ItemUpdate, database: DatabaseDep) -> Response:
         """Change only the fields sent; an empty body changes nothing."""
         item = await ITEMS.update(database, item_id, data.model_dump(exclude_unset=True))
         return json_response(ITEMS.json(item))

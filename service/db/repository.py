@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from service.db.backends import Capabilities, ErrorKind
 from service.db.errors import ConstraintViolated, RowNotFound, violation
 from service.db.runtime import Database
-from service.db.search import Plan, SubstringIndex, SubstringSearch
+from service.db.search import SCAN, Plan, SubstringIndex, SubstringSearch
 from service.db.types import read_form
 
 # Ids are 32-bit on every backend; a larger one cannot exist.
@@ -190,17 +190,11 @@ class Repository:
         if skip:
             parameters["skip"] = skip
         with engine.connect() as connection:
-            plan = Plan()
+            plan: Plan = SCAN
             if index is not None and searched is not None:
                 plan = index.plan(connection, searched)
-                parameters |= {
-                    "trigram": plan.trigram,
-                    "also": plan.also,
-                    "low": plan.low,
-                    "high": plan.high,
-                    "match": plan.match,
-                }
-            statement = self._page_statement(filters, skip > 0, plan.kind)
+                parameters |= plan.parameters()
+            statement = self._page_statement(filters, skip > 0, plan)
             rows = connection.execute(statement, parameters).all()
         return self._as_read(rows, engine.dialect)
 
@@ -270,51 +264,20 @@ class Repository:
             for key in self.keys
         ]
 
-    def _page_statement(self, filters: frozenset[str], skip: bool, plan: str) -> sa.Select[Any]:
-        """The list query for a set of filters and a search plan, built once:
-        building a select costs more Python than running it."""
-        statement = self._pages.get((filters, skip, plan))
+    def _page_statement(self, filters: frozenset[str], skip: bool, plan: Plan) -> sa.Select[Any]:
+        """The list query for a set of filters and a kind of search plan, built
+        once: building a select costs more Python than running it."""
+        shape = (filters, skip, plan.kind)
+        statement = self._pages.get(shape)
         if statement is None:
-            statement = self._pages[(filters, skip, plan)] = self._build_page(filters, skip, plan)
+            statement = self._pages[shape] = self._build_page(filters, skip, plan)
         return statement
 
-    def _build_page(self, filters: frozenset[str], skip: bool, plan: str) -> sa.Select[Any]:
+    def _build_page(self, filters: frozenset[str], skip: bool, plan: Plan) -> sa.Select[Any]:
+        narrowed = plan.narrow(self.table, self._id, "after_id" in filters)
         conditions = [self._filters[name].condition for name in sorted(filters)]
-        source: sa.FromClause = self.table
-        order: sa.ColumnElement[Any] = self._id
-        if plan == "match":
-            # The rows FTS5 finds, in key order; stop at the page's end.
-            assert self._search is not None
-            found = self._search.full_text
-            conditions.append(found.matched.op("MATCH")(sa.bindparam("match")))
-            source = found.table.join(self.table, found.key == self._id)
-            if "after_id" in filters:
-                conditions.append(found.key > sa.bindparam("after_id"))
-            order = found.key
-        elif plan != "scan":
-            assert self._search is not None
-            index = self._search.trigram_table
-            if plan in ("trigram", "trigrams"):
-                # Walk the trigram's rows in key order; stop at the page's end.
-                source, key = index.table, index.key
-                conditions.append(index.trigram == sa.bindparam("trigram"))
-                if plan == "trigrams":
-                    # Only the rows that hold the second trigram too: a primary-key
-                    # lookup each, cheaper than reading the row to check it. The
-                    # row is joined through the second, so that it is read after.
-                    also = index.table.alias("also")
-                    key = also.c[index.key.key]
-                    on = sa.and_(also.c.trigram == sa.bindparam("also"), key == index.key)
-                    source = source.join(also, on)
-                source = source.join(self.table, key == self._id)
-                if "after_id" in filters:
-                    conditions.append(index.key > sa.bindparam("after_id"))
-                order = index.key
-            else:
-                within = sa.and_(
-                    index.trigram >= sa.bindparam("low"), index.trigram < sa.bindparam("high")
-                )
-                conditions.append(self._id.in_(sa.select(index.key).where(within)))
+        conditions += narrowed.conditions
+        source, order = narrowed.source, narrowed.order
         limit = sa.bindparam("limit", type_=sa.Integer)
         if not skip:
             return (

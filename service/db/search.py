@@ -22,7 +22,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -59,26 +59,120 @@ def trigrams(text: str) -> set[str]:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """How one search reads its rows: through the rows of one trigram
-    (`trigram`), those of them that hold a second (`also`) where the text has
-    more than one, through those of every trigram in a range that starts with a
-    short text (`low` to `high`), through the rows an FTS5 query finds
-    (`match`), or by the scan (none)."""
+class Narrowing:
+    """What a search plan makes of a list's query: the rows it reads from,
+    the conditions it adds to the filters', and the column the page is
+    ordered by."""
 
-    trigram: str | None = None
+    source: sa.FromClause
+    conditions: tuple[sa.ColumnElement[bool], ...]
+    order: sa.ColumnElement[Any]
+
+
+class Plan(Protocol):
+    """How one search reads its rows. The list query of each kind of plan is
+    built once (its values are bound parameters): `narrow` shapes it,
+    `parameters` gives the values."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def parameters(self) -> dict[str, str]: ...
+
+    def narrow(self, table: sa.Table, key: sa.ColumnElement[Any], after: bool) -> Narrowing:
+        """The narrowing for `table`, whose key is `key`; `after`: the list
+        starts after a key (`after_id`), which the plan's rows can say too."""
+        ...
+
+
+@dataclass(frozen=True)
+class Scan:
+    """Every row, in key order, each checked with the exact `LIKE`."""
+
+    kind = "scan"
+
+    def parameters(self) -> dict[str, str]:
+        return {}
+
+    def narrow(self, table: sa.Table, key: sa.ColumnElement[Any], after: bool) -> Narrowing:
+        return Narrowing(table, (), key)
+
+
+@dataclass(frozen=True)
+class TrigramWalk:
+    """The rows of one trigram of the table `index`, in key order, and of
+    those, the rows that hold a second (`also`) where the text has one: a
+    primary-key lookup each, cheaper than reading the row to check it."""
+
+    index: "TrigramIndex"
+    trigram: str
     also: str | None = None
-    low: str | None = None
-    high: str | None = None
-    match: str | None = None
 
     @property
     def kind(self) -> str:
-        if self.match:
-            return "match"
-        if self.trigram:
-            return "trigrams" if self.also else "trigram"
-        return "prefix" if self.low else "scan"
+        return "trigram" if self.also is None else "trigrams"
+
+    def parameters(self) -> dict[str, str]:
+        return {"trigram": self.trigram} | ({} if self.also is None else {"also": self.also})
+
+    def narrow(self, table: sa.Table, key: sa.ColumnElement[Any], after: bool) -> Narrowing:
+        index = self.index
+        source: sa.FromClause = index.table
+        walked = index.key
+        conditions: list[sa.ColumnElement[bool]] = [index.trigram == sa.bindparam("trigram")]
+        if self.also is not None:
+            # The row is joined through the second, so that it is read after.
+            also = index.table.alias("also")
+            walked = also.c[index.key.key]
+            on = sa.and_(also.c.trigram == sa.bindparam("also"), walked == index.key)
+            source = source.join(also, on)
+        source = source.join(table, walked == key)
+        if after:
+            conditions.append(index.key > sa.bindparam("after_id"))
+        return Narrowing(source, tuple(conditions), index.key)
+
+
+@dataclass(frozen=True)
+class TrigramRange:
+    """The rows that hold any trigram of the table `index` from `low` up to
+    `high`: those that start with a short text."""
+
+    index: "TrigramIndex"
+    low: str
+    high: str
+    kind = "prefix"
+
+    def parameters(self) -> dict[str, str]:
+        return {"low": self.low, "high": self.high}
+
+    def narrow(self, table: sa.Table, key: sa.ColumnElement[Any], after: bool) -> Narrowing:
+        index = self.index
+        within = sa.and_(index.trigram >= sa.bindparam("low"), index.trigram < sa.bindparam("high"))
+        return Narrowing(table, (key.in_(sa.select(index.key).where(within)),), key)
+
+
+@dataclass(frozen=True)
+class FullTextMatch:
+    """The rows an FTS5 query (`match`) of the table `index` finds, in key order."""
+
+    index: "FullTextIndex"
+    match: str
+    kind = "match"
+
+    def parameters(self) -> dict[str, str]:
+        return {"match": self.match}
+
+    def narrow(self, table: sa.Table, key: sa.ColumnElement[Any], after: bool) -> Narrowing:
+        index = self.index
+        conditions: list[sa.ColumnElement[bool]] = [
+            index.matched.op("MATCH")(sa.bindparam("match"))
+        ]
+        if after:
+            conditions.append(index.key > sa.bindparam("after_id"))
+        return Narrowing(index.table.join(table, index.key == key), tuple(conditions), index.key)
+
+
+SCAN = Scan()
 
 
 class TrigramIndex:
@@ -117,24 +211,24 @@ class TrigramIndex:
 
     def plan(self, connection: Connection, text: str) -> Plan:
         if not text:  # every row holds it
-            return Plan()
+            return SCAN
         if len(text) >= 3:
             return self._rarest(connection, text)
         high = _after_every_extension_of(text)
         if high is None:
-            return Plan()
+            return SCAN
         counts = self._counted.of(connection.engine)
         counted = counts.get(("range", text))
         if counted is None:
             _, counted = connection.execute(self._count_range, {"low": text, "high": high}).one()
             counts.keep(("range", text), counted)
-        return Plan() if counted >= COMMON else Plan(low=text, high=high)
+        return SCAN if counted >= COMMON else TrigramRange(self, text, high)
 
     def _rarest(self, connection: Connection, text: str) -> Plan:
         """The plan through the text's rarest trigram and its next rarest."""
         counted = _spread_trigrams(text)
         if len(counted) == 1:
-            return Plan(trigram=counted[0])
+            return TrigramWalk(self, counted[0])
         kept = self._counted.of(connection.engine)
         earlier = [kept.get(trigram) for trigram in counted]
         missing = [n for n, count in enumerate(earlier) if count is None]
@@ -152,7 +246,7 @@ class TrigramIndex:
             (n for n in counts if n != rarest),
             key=lambda n: (counts[n], -abs(n - rarest)),
         )
-        return Plan(trigram=counted[rarest], also=counted[also])
+        return TrigramWalk(self, counted[rarest], counted[also])
 
 
 class FullTextIndex:
@@ -185,13 +279,13 @@ class FullTextIndex:
 
     def plan(self, connection: Connection, text: str) -> Plan:
         if not text:  # every row holds it
-            return Plan()
+            return SCAN
         if len(text) >= 3:
-            return Plan(match=" AND ".join(map(_quoted, _spread_trigrams(text))))
+            return FullTextMatch(self, " AND ".join(map(_quoted, _spread_trigrams(text))))
         high = _after_every_extension_of(text)
         common = self._common.of(connection.engine)
         if high is None or common.get(text) is not None:
-            return Plan()
+            return SCAN
         terms: list[str] = []
         rows = 0  # at most this many: a row may hold several of the terms
         result = connection.execute(self._terms, {"low": text, "high": high})
@@ -201,11 +295,11 @@ class FullTextIndex:
                 rows += count
                 if rows >= COMMON:
                     common.keep(text, rows)
-                    return Plan()
+                    return SCAN
         finally:
             result.close()
         # Without terms, no row holds the text: nor the padded text, then.
-        return Plan(match=" OR ".join(map(_quoted, terms or [text.ljust(3, PAD)])))
+        return FullTextMatch(self, " OR ".join(map(_quoted, terms or [text.ljust(3, PAD)])))
 
 
 SubstringIndex = TrigramIndex | FullTextIndex

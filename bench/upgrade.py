@@ -75,6 +75,13 @@ def checkout(commit: str) -> Iterator[Path]:
         yield Path(directory)
 
 
+def as_a_release_takes_it(url: str) -> str:
+    """`url` as the releases in `releases.toml` take it: they could not
+    migrate through `mariadb://` (the same servers through `mysql://`)."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme.replace('mariadb', 'mysql')}://{rest}"
+
+
 def code_env(**variables: str) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DB_"))}
     return keep | variables
@@ -202,7 +209,7 @@ class Upgrade:
 def upgrade_under_load(old: Path, new: Path, url: str, clients: int) -> tuple[Upgrade, Clients]:
     """Serve `url` with the code in `old` to `clients` clients while the code in
     `new` migrates it to its newest revision."""
-    with serving(old, url) as base:
+    with serving(old, as_a_release_takes_it(url)) as base:
         load = Clients(base, clients)
         with load.running():
             time.sleep(1)
@@ -321,7 +328,7 @@ def main() -> None:
             for release in chosen:
                 old = trees.enter_context(checkout(release.commit))
                 with database(backend) as url:
-                    migrated = migrate(old, url)
+                    migrated = migrate(old, as_a_release_takes_it(url))
                     if migrated.returncode != 0:
                         sys.exit(migrated.stderr)
                     seed(url, args.items)

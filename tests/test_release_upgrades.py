@@ -18,6 +18,7 @@ from bench.servers import ROOT
 from bench.upgrade import (
     Release,
     alembic_check,
+    as_a_release_takes_it,
     checkout,
     migrate,
     missed_by_q,
@@ -43,7 +44,7 @@ def test_a_release_keeps_serving_while_the_newest_code_migrates_its_database(
     release: Release, empty_database: str, record_property: Callable[[str, object], None]
 ) -> None:
     with checkout(release.commit) as old:
-        migrated = migrate(old, empty_database)
+        migrated = migrate(old, as_a_release_takes_it(empty_database))
         assert migrated.returncode == 0, migrated.stderr
         seed(empty_database, ITEMS)
         upgrade, clients = upgrade_under_load(old, ROOT, empty_database, CLIENTS)
@@ -71,7 +72,7 @@ def test_a_long_transaction_holds_up_the_upgrade_and_no_request(empty_database: 
     # revision is tried again until the transaction is gone.
     first = releases()[0]
     with checkout(first.commit) as old:
-        assert migrate(old, empty_database).returncode == 0
+        assert migrate(old, as_a_release_takes_it(empty_database)).returncode == 0
         seed(empty_database, 100)
         with held_open(empty_database, "UPDATE items SET price = price WHERE id = 1"):
             upgrade, _ = upgrade_under_load(old, ROOT, empty_database, CLIENTS)

@@ -119,7 +119,8 @@ def test_a_missing_driver_stops_with_one_clear_line() -> None:
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        "error: The postgresql driver is not installed: pip install 'items-service[postgres]'"
+        "error: The postgresql driver is not installed: "
+        "pip install -e '.[postgres]' in the service's clone"
     ]
 
 
@@ -181,3 +182,14 @@ def test_percent_encoded_password_works_and_never_shows(
         assert "INSERT INTO items" in everything  # DB_ECHO logged SQL
         for secret in (PASSWORD, quote(PASSWORD, safe="")):
             assert secret not in everything
+
+
+@pytest.mark.backends("sqlite")
+def test_sqlite_in_memory_serves_what_it_migrated(tmp_path: Path) -> None:
+    # `sqlite://` is migrated on the connection that then serves it: the
+    # migration must leave it committing each write as it runs.
+    with running_service(tmp_path, DATABASE_URL="sqlite://") as (base, _):
+        created = httpx.post(f"{base}/items/", json={"name": "Kept", "price": 1}).json()
+        assert httpx.get(f"{base}/items/", params={"q": "kept"}).json() == [created]
+        order = httpx.post(f"{base}/orders/", json={"item_id": created["id"], "quantity": 2})
+        assert order.status_code == 201, order.text

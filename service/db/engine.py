@@ -34,7 +34,7 @@ def engine_for(backend: Backend, *, autocommit: bool = False) -> Engine:
     except ImportError:
         raise DatabaseURLError(
             f"The {backend.url.get_backend_name()} driver is not installed: "
-            f"pip install 'items-service[{backend.driver_extra}]'"
+            f"pip install -e '.[{backend.driver_extra}]' in the service's clone"
         ) from None
     backend.prepare(engine)
     return engine

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import Protocol
+from typing import Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -82,13 +82,13 @@ def backfill(
             )
         return
     run = _statement_batch(batch) if isinstance(batch, str) else batch
-    with _batches() as (connection, backend):
+    with _batches() as in_a_batch:
         if up_to is None:
-            up_to = connection.execute(sa.text(f"SELECT max({key}) FROM {table}")).scalar()
-            connection.commit()
+            highest = sa.text(f"SELECT max({key}) FROM {table}")
+            up_to = cast(int | None, in_a_batch(lambda c: c.execute(highest).scalar()))
         last = up_to or 0
         for low in range(after, last, BATCH_KEYS):
-            _batch(connection, backend, partial(run, low=low, high=min(low + BATCH_KEYS, last)))
+            in_a_batch(partial(run, low=low, high=min(low + BATCH_KEYS, last)))
 
 
 def until_none_left(statement: str) -> None:
@@ -98,19 +98,25 @@ def until_none_left(statement: str) -> None:
         op.execute(statement)
         return
     changed = sa.text(statement)
-    with _batches() as (connection, backend):
-        while _batch(connection, backend, lambda c: c.execute(changed).rowcount):
+    with _batches() as in_a_batch:
+        while in_a_batch(lambda c: c.execute(changed).rowcount):
             pass
 
 
 @contextmanager
-def _batches() -> Iterator[tuple[Connection, Backend]]:
-    """A connection of the migration's engine for batches, and the backend;
-    the revision's transaction committed first."""
-    with statements_commit_alone() as migrating:
-        backend: Backend = migrating.info[MIGRATION_BACKEND]
-        with migrating.engine.connect() as connection:
-            yield backend.start_migrating(connection), backend
+def _batches() -> Iterator[Callable[[Callable[[Connection], object]], object]]:
+    """What runs one batch, `run(connection)`, in a transaction of its own on
+    a connection of the migration's engine, after the revision's transaction
+    has committed; what `run` returns."""
+    migrating = op.get_bind()
+    backend: Backend = migrating.info[MIGRATION_BACKEND]
+    if backend.database_lives_in_engine:
+        # sqlite://: the database lives in this one connection, which no one
+        # else writes to, and a second connection would be this one again.
+        yield lambda run: run(migrating)
+        return
+    with statements_commit_alone(), migrating.engine.connect() as connection:
+        yield partial(_batch, backend.start_migrating(connection), backend)
 
 
 def _statement_batch(batch: str) -> Batch:

@@ -102,7 +102,7 @@ class Backend(ABC):
     # Connections in the pool, one worker thread each, unless `DB_POOL_SIZE` says
     # otherwise; None: no pool.
     default_pool_size: int | None
-    # The package extra that installs the driver: `pip install 'items-service[...]'`.
+    # The package extra that installs the driver: `pip install -e '.[...]'`.
     driver_extra = ""
     # The database exists only inside one engine (`sqlite://`): it must be
     # migrated on the engine that serves it.

@@ -119,7 +119,3 @@ class PrivateMariaDB:
             self.process.kill()
             self.process.wait()
         shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def private_server(backend: str) -> PrivatePostgres | PrivateMariaDB:
-    return PrivatePostgres() if backend == "postgresql" else PrivateMariaDB()

@@ -13,6 +13,7 @@ only means something on some backends or clusters says so with a marker
 """
 
 import os
+import signal
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -149,6 +150,14 @@ def session_container() -> Iterator[DatabaseContainer | None]:
     finally:
         _container = None
         server.remove()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt() -> None:
+    if CONTAINER:
+        # tox follows the user's Ctrl-C with SIGINTs of its own, which would cut
+        # the teardown that removes the container short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def private_server() -> PrivatePostgres | PrivateMariaDB | DatabaseContainer:

@@ -7,8 +7,8 @@ owns it: a run removes its own at the end, and the next run on this host
 removes those of a run that was killed first. Runs still going keep theirs.
 """
 
+import contextlib
 import os
-import signal
 import socket
 import time
 import uuid
@@ -130,14 +130,8 @@ def remove_leftovers(client: docker.DockerClient) -> list[str]:
 
 
 def _remove(container: Container) -> None:
-    # Not interruptible: tox sends a second SIGINT after the user's Ctrl-C.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+    with contextlib.suppress(docker.errors.NotFound):
         container.remove(force=True, v=True)
-    except docker.errors.NotFound:
-        pass
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass

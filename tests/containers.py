@@ -13,6 +13,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import docker
 import sqlalchemy as sa
@@ -107,26 +108,32 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _alive(pid: int) -> bool:
+def ended(owner: str) -> bool:
+    """Whether the run an owner label names ran on this host and has ended."""
+    host, _, pid = owner.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not _running(int(pid))
+
+
+def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
         return True
-    return True
+    # Killed, but not yet collected by its parent: a zombie has ended too.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:  # no /proc
+        return True
+    return state != "Z"
 
 
-def remove_leftovers(client: docker.DockerClient) -> list[str]:
-    """Remove the containers of runs on this host whose process has ended; their names."""
-    host = socket.gethostname()
-    removed = []
+def remove_leftovers(client: docker.DockerClient) -> None:
+    """Remove the containers of runs on this host that have ended."""
     for container in client.containers.list(all=True, filters={"label": LABEL}):
-        owner_host, _, pid = container.labels.get(LABEL, "").rpartition(":")
-        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+        if ended(container.labels.get(LABEL, "")):
             _remove(container)
-            removed.append(container.name)
-    return removed
 
 
 def _remove(container: Container) -> None:

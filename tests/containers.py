@@ -199,7 +199,7 @@ class DatabaseContainer:
                 except sa.exc.OperationalError:
                     self.container.reload()
                     if self.container.status in ("exited", "dead"):
-                        self._fail(f"exited ({self.container.status})")
+                        self._fail("stopped")
                     if time.monotonic() > deadline:
                         self._fail(f"accepts no connection within {STARTUP_SECONDS} s")
                     time.sleep(0.2)

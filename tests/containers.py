@@ -10,7 +10,6 @@ removes those of a run that was killed first. Runs still going keep theirs.
 import contextlib
 import os
 import socket
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import docker
 import sqlalchemy as sa
 from docker.models.containers import Container
 
+from private_servers import _wait_until_connectable
 from servers import free_port
 
 LABEL = "items-service.tests.owner"
@@ -186,25 +186,16 @@ class DatabaseContainer:
             ) from None
 
     def _wait_until_connectable(self) -> None:
-        assert self.container is not None
-        engine = sa.create_engine(
-            self.url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5}
-        )
-        deadline = time.monotonic() + STARTUP_SECONDS
         try:
-            while True:
-                try:
-                    with engine.connect():
-                        return
-                except sa.exc.OperationalError:
-                    self.container.reload()
-                    if self.container.status in ("exited", "dead"):
-                        self._fail("stopped")
-                    if time.monotonic() > deadline:
-                        self._fail(f"accepts no connection within {STARTUP_SECONDS} s")
-                    time.sleep(0.2)
-        finally:
-            engine.dispose()
+            _wait_until_connectable(self.url, STARTUP_SECONDS, check=self._check_running)
+        except sa.exc.OperationalError:
+            self._fail(f"accepts no connection within {STARTUP_SECONDS} s")
+
+    def _check_running(self) -> None:
+        assert self.container is not None
+        self.container.reload()
+        if self.container.status in ("exited", "dead"):
+            self._fail("stopped")
 
     def _fail(self, what: str) -> None:
         assert self.container is not None

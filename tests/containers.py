@@ -10,6 +10,7 @@ removes those of a run that was killed first. Runs still going keep theirs.
 import contextlib
 import os
 import socket
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,8 @@ def ended(owner: str) -> bool:
 
 
 def _running(pid: int) -> bool:
+    if sys.platform == "win32":  # where os.kill(pid, 0) would send CTRL_C_EVENT
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,8 +1,10 @@
 """Static checks of the Docker and CI files.
 
-CI has no Docker engine, so these check what can be checked without one: the
-files against their schemas, the Dockerfile against hadolint, and that compose,
-the workflow and the README name only tox envs, variables and services that exist.
+The envs that run them need no Docker engine, so these check what can be
+checked without one: the files against their schemas, the Dockerfile against
+hadolint, that compose, the workflow and the README name only tox envs,
+variables, services and images that exist, and that the docker-* envs and
+compose take the same images.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ and TEST_CLUSTER, if set, a private cluster of them the whole suite runs on:
 `galera` (three MariaDB Galera nodes behind HAProxy), `postgres-ha` (a
 PostgreSQL primary and its synchronous standby, given as a two-host URL) or
 `pgbouncer` (PgBouncer in transaction pooling mode in front of the server).
+TEST_CONTAINER (the docker-* envs) runs the server in a container the session
+starts: `postgres`, `mariadb` or `mysql` (tests/containers.py).
 
 Each run creates its own databases on the server and drops them afterwards,
 and every test starts from empty tables, so assertions are exact. A test that
@@ -11,6 +13,7 @@ only means something on some backends or clusters says so with a marker
 """
 
 import os
+import signal
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,6 +28,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL
 
 from clusters import GaleraCluster, PgBouncer, PostgresPair
+from containers import KINDS, ContainerError, DatabaseContainer, connect, remove_leftovers
+from private_servers import PrivateMariaDB, PrivatePostgres
 from service import migrations
 from service.app import create_app
 from service.db.engine import create_engine
@@ -35,6 +40,7 @@ from service.settings import Settings
 BACKEND = os.environ.get("TEST_BACKEND", "sqlite")
 CLUSTER = os.environ.get("TEST_CLUSTER", "")
 CLUSTERS = {"galera": "mysql", "postgres-ha": "postgresql", "pgbouncer": "postgresql"}
+CONTAINER = os.environ.get("TEST_CONTAINER", "")
 
 # Backend -> (variable naming the server, default for this machine's server, how to start it)
 SERVERS = {
@@ -64,6 +70,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if CLUSTER and CLUSTERS.get(CLUSTER) != BACKEND:
         needed = CLUSTERS.get(CLUSTER)
         raise pytest.UsageError(f"TEST_CLUSTER={CLUSTER} needs TEST_BACKEND={needed}")
+    if CONTAINER:
+        kind = KINDS.get(CONTAINER)
+        if kind is None:
+            raise pytest.UsageError(f"TEST_CONTAINER={CONTAINER}: use one of {', '.join(KINDS)}")
+        if kind.backend != BACKEND or CLUSTER:
+            raise pytest.UsageError(
+                f"TEST_CONTAINER={CONTAINER} needs TEST_BACKEND={kind.backend} and no TEST_CLUSTER"
+            )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -108,8 +122,58 @@ def session_cluster() -> Iterator[Any]:
             _cluster = None
 
 
+# The container the session's server runs in, if TEST_CONTAINER names one.
+_container: DatabaseContainer | None = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_container() -> Iterator[DatabaseContainer | None]:
+    """A server in a container of TEST_CONTAINER's image, for the whole session; None without.
+
+    Removed at the end, after a failure or Ctrl-C too; what a killed run left
+    behind, the next removes first."""
+    global _container
+    if not CONTAINER:
+        yield None
+        return
+    try:
+        client = connect()
+        remove_leftovers(client)
+    except ContainerError as error:
+        pytest.exit(str(error), returncode=3)
+    server = DatabaseContainer(client, KINDS[CONTAINER])
+    try:
+        try:
+            server.start()
+        except ContainerError as error:
+            pytest.exit(str(error), returncode=3)
+        _container = server
+        yield server
+    finally:
+        _container = None
+        server.remove()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt() -> None:
+    if CONTAINER:
+        # tox follows the user's Ctrl-C with SIGINTs of its own, which would cut
+        # the teardown that removes the container short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def private_server() -> PrivatePostgres | PrivateMariaDB | DatabaseContainer:
+    """A server of the session's kind, of its own, that a test may stop and start: in
+    the docker-* envs a container of the session's image, else one from this machine's
+    binaries."""
+    if _container is not None:
+        return DatabaseContainer(_container.client, _container.kind, tmpfs=False)
+    return PrivatePostgres() if BACKEND == "postgresql" else PrivateMariaDB()
+
+
 def server_url() -> URL:
-    """The server the tests make their databases on: the cluster's, if there is one."""
+    """The server the tests make their databases on: the cluster's or the container's,
+    if there is one."""
     if isinstance(_cluster, GaleraCluster):
         return parse_database_url(_cluster.balancer_url)
     if isinstance(_cluster, PostgresPair):
@@ -119,6 +183,8 @@ def server_url() -> URL:
         )
     if isinstance(_cluster, PgBouncer):
         return parse_database_url(_cluster.url)
+    if _container is not None:
+        return parse_database_url(_container.url)
     variable, default, _ = SERVERS[BACKEND]
     return parse_database_url(os.environ.get(variable, default))
 

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from glob import glob
 from pathlib import Path
 
@@ -17,7 +18,11 @@ import sqlalchemy as sa
 from servers import free_port
 
 
-def _wait_until_connectable(url: str, seconds: float = 30) -> None:
+def _wait_until_connectable(
+    url: str, seconds: float = 30, check: Callable[[], None] = lambda: None
+) -> None:
+    """Connect until the server answers; `check`, called after each failed
+    attempt, may give up sooner by raising."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     deadline = time.monotonic() + seconds
     try:
@@ -26,6 +31,7 @@ def _wait_until_connectable(url: str, seconds: float = 30) -> None:
                 with engine.connect():
                     return
             except sa.exc.OperationalError:
+                check()
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
@@ -119,7 +125,3 @@ class PrivateMariaDB:
             self.process.kill()
             self.process.wait()
         shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def private_server(backend: str) -> PrivatePostgres | PrivateMariaDB:
-    return PrivatePostgres() if backend == "postgresql" else PrivateMariaDB()

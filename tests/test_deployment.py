@@ -1,8 +1,10 @@
 """Static checks of the Docker and CI files.
 
-CI has no Docker engine, so these check what can be checked without one: the
-files against their schemas, the Dockerfile against hadolint, and that compose,
-the workflow and the README name only tox envs, variables and services that exist.
+The envs that run them need no Docker engine, so these check what can be
+checked without one: the files against their schemas, the Dockerfile against
+hadolint, that compose, the workflow and the README name only tox envs,
+variables, services and images that exist, and that the docker-* envs and
+compose take the same images.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
+from containers import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
@@ -48,8 +52,22 @@ def tox_envs(path: Path) -> set[str]:
     """The envs `tox -e` accepts: those in envlist and those with a section."""
     config = read_tox_ini(path)
     envs = set(re.split(r"[\s,]+", config.get("tox", "envlist", fallback="")))
-    envs |= {name.removeprefix("testenv:") for name in config if name.startswith("testenv:")}
+    for section in config:
+        if section.startswith("testenv:"):
+            envs |= set(generated_names(section.removeprefix("testenv:")))
     return envs - {""}
+
+
+def generated_names(name: str) -> list[str]:
+    """tox's generative names: `docker-{postgres,mysql}` is docker-postgres and docker-mysql."""
+    found = re.search(r"\{([^{}]*)\}", name)
+    if found is None:
+        return [name]
+    return [
+        generated
+        for part in found[1].split(",")
+        for generated in generated_names(name[: found.start()] + part.strip() + name[found.end() :])
+    ]
 
 
 def tox_envlist(path: Path) -> set[str]:
@@ -184,8 +202,27 @@ def test_unknown_tox_env_in_workflow_is_reported(tmp_path: Path) -> None:
 
 def test_every_tox_env_runs_in_the_workflow_and_every_backend_in_compose() -> None:
     envlist = tox_envlist(TOX_INI)
-    assert {env for _, env in workflow_tox_envs(load_yaml(WORKFLOW_FILE))} == envlist
+    in_workflow = {env for _, env in workflow_tox_envs(load_yaml(WORKFLOW_FILE))}
+    assert {env for env in in_workflow if not env.startswith("docker-")} == envlist
     assert {env for _, env in compose_tox_envs(load_yaml(COMPOSE_FILE))} == envlist - {"lint"}
+
+
+def test_docker_envs_need_an_engine_only_when_asked_for_and_one_runs_in_the_workflow() -> None:
+    docker_envs = {env for env in tox_envs(TOX_INI) if env.startswith("docker-")}
+    assert docker_envs == {f"docker-{kind}" for kind in KINDS}
+    assert not docker_envs & tox_envlist(TOX_INI)
+    in_workflow = {env for _, env in workflow_tox_envs(load_yaml(WORKFLOW_FILE))}
+    assert len(docker_envs & in_workflow) == 1
+    assert {kind.image_variable for kind in KINDS.values()} | {"DOCKER_*"} <= tox_passenv(TOX_INI)
+
+
+def test_compose_and_the_workflow_use_the_suites_images() -> None:
+    services = load_yaml(COMPOSE_FILE)["services"]
+    for name, kind in KINDS.items():
+        assert services[name]["image"] == f"${{{kind.image_variable}:-{kind.default_image}}}"
+    matrix = load_yaml(WORKFLOW_FILE)["jobs"]["test"]["strategy"]["matrix"]
+    images = set(matrix_values(matrix, "postgres-image") + matrix_values(matrix, "mysql-image"))
+    assert images == {kind.default_image for kind in KINDS.values()}
 
 
 def test_variables_given_to_tox_are_passed_through() -> None:
@@ -237,15 +274,24 @@ def test_run_matrix_runs_every_backend_and_fails_if_one_fails(tmp_path: Path) ->
     assert calls[-1].endswith(" down")
 
 
-def readme_commands(text: str) -> list[str]:
-    """The Docker command lines in the README's code blocks."""
-    commands, in_block = [], False
+def readme_code_lines(text: str) -> list[str]:
+    """The lines of the README's code blocks, continued lines joined."""
+    lines, in_block = [], False
     for line in text.replace("\\\n", " ").splitlines():
         if line.lstrip().startswith("```"):
             in_block = not in_block
-        elif in_block and ("docker compose" in line or "compose/run-matrix" in line):
-            commands.append(line.strip())
-    return commands
+        elif in_block:
+            lines.append(line.strip())
+    return lines
+
+
+def readme_commands(text: str) -> list[str]:
+    """The Docker Compose command lines in the README's code blocks."""
+    return [
+        line
+        for line in readme_code_lines(text)
+        if "docker compose" in line or "compose/run-matrix" in line
+    ]
 
 
 def services_named(command: str) -> list[str]:
@@ -286,3 +332,14 @@ def test_readme_docker_commands_name_existing_files_and_services() -> None:
         for path in re.findall(r"(?:-f|--file)\s+(\S+)", command):
             assert (ROOT / path).is_file(), command
     assert os.access(RUN_MATRIX, os.X_OK)
+
+
+def test_readme_builds_the_image_it_runs() -> None:
+    lines = readme_code_lines(README.read_text(encoding="utf-8"))
+    builds = [shlex.split(line, comments=True) for line in lines if line.startswith("docker build")]
+    runs = [shlex.split(line, comments=True) for line in lines if line.startswith("docker run")]
+    assert builds and runs
+    for args in builds:
+        assert (ROOT / args[args.index("-f") + 1]).is_file() and args[-1] == ".", args
+    built = {args[args.index("-t") + 1] for args in builds}
+    assert all(args[-1] in built for args in runs), runs

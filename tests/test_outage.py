@@ -1,5 +1,6 @@
 """A database that goes away and comes back: 503 quickly, recovery without a
-restart, nothing acknowledged lost. Runs a private server it can stop."""
+restart, nothing acknowledged lost. Runs a private server it can stop (in the
+docker-* envs, a container of the session's image)."""
 
 import socket
 import threading
@@ -15,8 +16,9 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from conftest import BACKEND, on_every_server, settings_for, temporary_database
-from private_servers import PrivateMariaDB, PrivatePostgres, private_server
+from conftest import BACKEND, on_every_server, private_server, settings_for, temporary_database
+from containers import DatabaseContainer
+from private_servers import PrivateMariaDB, PrivatePostgres
 from servers import running_service
 from service.app import create_app
 from service.db.backends.base import PING_AFTER_IDLE_SECONDS
@@ -25,11 +27,12 @@ from service.db.backends.base import PING_AFTER_IDLE_SECONDS
 pytestmark = pytest.mark.backends("postgresql", "mysql")
 
 CONNECT_TIMEOUT = 2
+Server = PrivatePostgres | PrivateMariaDB | DatabaseContainer
 
 
 @pytest.fixture
-def server() -> Iterator[PrivatePostgres | PrivateMariaDB]:
-    server = private_server(BACKEND)
+def server() -> Iterator[Server]:
+    server = private_server()
     try:
         server.start()
         yield server
@@ -37,7 +40,7 @@ def server() -> Iterator[PrivatePostgres | PrivateMariaDB]:
         server.remove()
 
 
-def items_database(server: PrivatePostgres | PrivateMariaDB) -> str:
+def items_database(server: Server) -> str:
     admin = sa.create_engine(server.url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.exec_driver_sql("CREATE DATABASE items")
@@ -45,9 +48,7 @@ def items_database(server: PrivatePostgres | PrivateMariaDB) -> str:
     return sa.engine.make_url(server.url).set(database="items").render_as_string()
 
 
-def test_outage_is_503_and_the_service_recovers_by_itself(
-    tmp_path: Path, server: PrivatePostgres | PrivateMariaDB
-) -> None:
+def test_outage_is_503_and_the_service_recovers_by_itself(tmp_path: Path, server: Server) -> None:
     url = items_database(server)
     with running_service(tmp_path, DATABASE_URL=url, DB_CONNECT_TIMEOUT=str(CONNECT_TIMEOUT)) as (
         base,

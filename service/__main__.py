@@ -105,6 +105,8 @@ def serve() -> None:
     uvicorn.run(
         "service.app:create_app",
         factory=True,
+        # uvloop, taking every pending connection at once (service/serving.py).
+        loop="service.serving:new_event_loop",
         host=settings.host,
         port=settings.port,
         workers=settings.web_concurrency,

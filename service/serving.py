@@ -1,0 +1,112 @@
+"""The event loop the service runs on: uvloop, taking every pending connection at once.
+
+libuv, under uvloop, accepts one pending connection per turn of the loop.
+Under load a turn runs the callbacks of every request in flight, so a burst
+of new connections waits in the listening socket's queue, one turn each:
+their first requests wait seconds while others are answered in
+milliseconds. Here the listening socket is watched by the loop as any file,
+and each time it is readable every pending connection is taken (as asyncio's
+own loop does), each then served by uvloop as any other. Without uvloop
+(Windows, PyPy), asyncio's loop does the same by itself.
+"""
+
+import asyncio
+import socket
+from collections.abc import Callable
+from typing import Any
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is installed wherever it builds
+    uvloop = None  # type: ignore[assignment]
+
+
+class AcceptingServer:
+    """What `create_server` returns (the parts uvicorn uses): listening
+    sockets whose pending connections are all taken when one is readable."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        factory: Callable[[], Any],
+        sockets: list[socket.socket],
+    ) -> None:
+        self._loop = loop
+        self._factory = factory
+        self._sockets = sockets
+        for sock in sockets:
+            sock.setblocking(False)
+            loop.add_reader(sock.fileno(), self._accept_pending, sock)
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return tuple(self._sockets)
+
+    def _accept_pending(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                connection, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            connection.setblocking(False)
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._loop.create_task(self._loop.connect_accepted_socket(self._factory, connection))
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            self._loop.remove_reader(sock.fileno())
+            sock.close()
+
+    async def wait_closed(self) -> None:
+        return None
+
+
+def listening(host: str | None, port: int | None, backlog: int) -> list[socket.socket]:
+    """Sockets listening on every address `host` names, as asyncio's
+    `create_server` makes them (SO_REUSEADDR, IPv6 only on IPv6)."""
+    addresses = socket.getaddrinfo(
+        host or None, port or 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    families_and_addresses = dict.fromkeys((family, address) for family, *_, address in addresses)
+    return [
+        socket.create_server(address, family=family, backlog=backlog)
+        for family, address in families_and_addresses
+    ]
+
+
+if uvloop is not None:
+
+    class Loop(uvloop.Loop):
+        async def create_server(  # type: ignore[override]
+            self,
+            protocol_factory: Callable[[], Any],
+            host: str | None = None,
+            port: int | None = None,
+            *,
+            sock: socket.socket | None = None,
+            backlog: int = 100,
+            ssl: Any = None,
+            **options: Any,
+        ) -> Any:
+            unix = sock is not None and sock.family == socket.AF_UNIX
+            if ssl is not None or options or unix:
+                # As uvloop does it: TLS, Unix sockets, and options not read here.
+                create: Any = super().create_server
+                return await create(
+                    protocol_factory, host, port, sock=sock, backlog=backlog, ssl=ssl, **options
+                )
+            if sock is None:
+                sockets = listening(host, port, backlog)
+            else:
+                sock.listen(backlog)
+                sockets = [sock]
+            return AcceptingServer(self, protocol_factory, sockets)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The loop uvicorn runs the service on (its `loop` setting)."""
+    if uvloop is None:  # pragma: no cover
+        return asyncio.new_event_loop()
+    return Loop()

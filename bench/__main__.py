@@ -1,6 +1,10 @@
-"""`python -m bench`: load on each endpoint of the service, side by side with a bare-FastAPI floor.
+"""`python -m bench`: load on each endpoint of the service, side by side with floors
+that have no database: FastAPI alone (a, b) and a bare ASGI app (c).
 
-Run from the repository root, e.g. `python -m bench --backend all --items 10000 --duration 10`.
+Each endpoint at each number of connections (64, 256 and 1,000 by default):
+requests per second, and latency at p50, p90, p99 and p99.9 with p99 / p50,
+which says how fair the waiting is. Run from the repository root, e.g.
+`python -m bench --backend all --items 10000 --duration 10`.
 """
 
 import argparse
@@ -37,18 +41,21 @@ class Measurement:
 def measure(
     server: servers.Server, values: dict[str, str], args: argparse.Namespace, log: Path
 ) -> dict[str, Measurement]:
+    """Each endpoint at each number of connections, by `endpoint at connections`."""
     results = {}
     for endpoint in wrk.ENDPOINTS:
-        offset = log.stat().st_size
-        cpu_before = server.cpu_seconds()
-        result, _report = wrk.run(server.base, endpoint, values, args.duration, args.connections)
-        cpu_after = server.cpu_seconds()
-        codes, _ = statuses_since(log, offset)
-        cpu_us = None
-        if cpu_before is not None and cpu_after is not None and result.requests:
-            cpu_us = (cpu_after - cpu_before) / result.requests * 1e6
-        results[endpoint.name] = Measurement(result, codes, cpu_us)
-        print(f"  {endpoint.name}: {result.requests_per_second:.0f} req/s", file=sys.stderr)
+        for connections in args.connections:
+            offset = log.stat().st_size
+            cpu_before = server.cpu_seconds()
+            result, _report = wrk.run(server.base, endpoint, values, args.duration, connections)
+            cpu_after = server.cpu_seconds()
+            codes, _ = statuses_since(log, offset)
+            cpu_us = None
+            if cpu_before is not None and cpu_after is not None and result.requests:
+                cpu_us = (cpu_after - cpu_before) / result.requests * 1e6
+            name = f"{endpoint.name} at {connections}"
+            results[name] = Measurement(result, codes, cpu_us)
+            print(f"  {name}: {result.requests_per_second:.0f} req/s", file=sys.stderr)
     return results
 
 
@@ -59,7 +66,8 @@ def other_statuses(codes: Counter[str]) -> str:
 
 def table(title: str, results: dict[str, Measurement], floors: dict[str, dict[str, float]]) -> None:
     print(f"\n### {title}\n")
-    heads = ["endpoint", "req/s", "p50 ms", "p99 ms", "CPU µs/req"]
+    heads = ["endpoint at connections", "req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms"]
+    heads += ["p99 / p50", "CPU µs/req"]
     heads += ["non-2xx", "statuses", "sock err"]
     heads += [f"× floor {name}" for name in floors]
     print("| " + " | ".join(heads) + " |")
@@ -70,7 +78,10 @@ def table(title: str, results: dict[str, Measurement], floors: dict[str, dict[st
             name,
             f"{result.requests_per_second:.0f}",
             f"{result.p50_ms:.2f}",
+            f"{result.p90_ms:.2f}",
             f"{result.p99_ms:.2f}",
+            f"{result.p999_ms:.2f}",
+            f"{result.p99_ms / result.p50_ms:.1f}" if result.p50_ms else "-",
             "-" if measurement.cpu_us is None else f"{measurement.cpu_us:.0f}",
             str(result.non_2xx),
             other_statuses(measurement.codes),
@@ -88,6 +99,7 @@ FLOORS = {
         "the floor app under `python -m service`'s uvicorn settings",
         servers.floor_service_settings,
     ),
+    "c": ("a bare ASGI app (`python -m bench.bare`), the service's settings", servers.bare_asgi),
 }
 
 
@@ -108,7 +120,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=(*BACKENDS, "all"), default="sqlite")
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint")
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--connections", type=int, nargs="+", default=[64, 256, 1000])
     args = parser.parse_args()
     backends = BACKENDS if args.backend == "all" else (args.backend,)
     logs = Path(tempfile.mkdtemp(prefix="items_bench_logs_"))
@@ -117,7 +129,8 @@ def main() -> None:
     print(f"## python -m bench {' '.join(sys.argv[1:])}\n")
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, 2 cores; "
-        f"wrk -t2 -c{args.connections} -d{args.duration}s; {args.items} seeded items; "
+        f"wrk -t2 -d{args.duration}s at {', '.join(map(str, args.connections))} connections; "
+        f"{args.items} seeded items; "
         f"q={SEARCH_TERM!r} matches one item in ten."
     )
     values = {"first": "1", "last": str(args.items), "q": SEARCH_TERM}

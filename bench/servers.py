@@ -131,6 +131,13 @@ def floor_tutorial(log: Path) -> AbstractContextManager[Server]:
     return serve(command, {}, port, log)
 
 
+def bare_asgi(log: Path) -> AbstractContextManager[Server]:
+    """The bare-ASGI baseline, under the server settings `python -m service` uses."""
+    port = free_port()
+    env = {"PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "1"}
+    return serve([sys.executable, "-m", "bench.bare"], env, port, log)
+
+
 def floor_service_settings(log: Path) -> AbstractContextManager[Server]:
     """Floor (b): the bare app under the server settings `python -m service` uses."""
     port = free_port()

@@ -2,6 +2,7 @@
 
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,8 @@ class Result:
     requests: int
     non_2xx: int
     socket_errors: int
+    p90_ms: float = 0.0
+    p999_ms: float = 0.0
 
 
 def _milliseconds(text: str) -> float:
@@ -61,6 +64,8 @@ def parse(report: str) -> Result:
             raise ValueError(f"wrk report without {pattern!r}:\n{report}")
         return match.group(1)
 
+    # Written by PERCENTILES, in microseconds.
+    exact = {float(p): int(us) / 1000 for p, us in re.findall(r"percentile (\S+) (\d+)", report)}
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", report)
     socket = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", report
@@ -72,17 +77,31 @@ def parse(report: str) -> Result:
         requests=int(find(r"(\d+) requests in")),
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors=sum(map(int, socket.groups())) if socket else 0,
+        p90_ms=exact.get(90.0, 0.0),
+        p999_ms=exact.get(99.9, 0.0),
     )
+
+
+# Appended to every script: the percentiles wrk's report leaves out (p99.9).
+PERCENTILES = """
+function done(summary, latency, requests)
+  for _, p in ipairs({50, 90, 99, 99.9}) do
+    io.write(string.format("percentile %g %d\\n", p, latency:percentile(p)))
+  end
+end
+"""
 
 
 def run(
     base: str, endpoint: Endpoint, values: dict[str, str], duration: int, connections: int
 ) -> tuple[Result, str]:
     command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
-    if endpoint.script:
-        command += ["-s", str(LUA / endpoint.script)]
-    command.append(base + endpoint.path.format(**values))
-    if endpoint.args:
-        command += ["--", *(arg.format(**values) for arg in endpoint.args)]
-    report = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    script = (LUA / endpoint.script).read_text() if endpoint.script else ""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as composed:
+        composed.write(script + PERCENTILES)
+        composed.flush()
+        command += ["-s", composed.name, base + endpoint.path.format(**values)]
+        if endpoint.args:
+            command += ["--", *(arg.format(**values) for arg in endpoint.args)]
+        report = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return parse(report), report

@@ -27,7 +27,7 @@ from service.db.online import MIGRATION_BACKEND
 from service.db.urls import DatabaseURLError, parse_database_url
 from service.migrations import COMPATIBILITY, declared_serves_code_since
 from service.models import metadata
-from service.settings import Settings
+from service.settings import Settings, SettingsError, load_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -99,20 +99,19 @@ def run_migrations(connection: Connection, backend: Backend) -> None:
             time.sleep(pause)
 
 
-def engine_from_settings() -> Engine:
-    settings = Settings()
+def engine_from_settings(settings: Settings) -> Engine:
     try:
         return create_engine(parse_database_url(settings.database_url.get_secret_value()), settings)
     except DatabaseURLError as error:
         raise SystemExit(f"error: {error}") from None
 
 
-def write_sql() -> None:
+def write_sql(settings: Settings) -> None:
     """`alembic upgrade --sql`: the SQL, written out, that the migration runs,
     each revision's transaction begun as online (the lock timeout), so that
     a linter reads what the server will."""
-    engine = engine_from_settings()
-    backend = backend_for(engine.url, Settings())
+    engine = engine_from_settings(settings)
+    backend = backend_for(engine.url, settings)
     context.configure(
         url=engine.url,
         target_metadata=target_metadata,
@@ -132,13 +131,17 @@ def write_sql() -> None:
 
 
 def main() -> None:
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        raise SystemExit(f"error: {error}") from None
     if context.is_offline_mode():
-        write_sql()
+        write_sql(settings)
         return
     # The service and the tests hand over their own engine (pytest-alembic calls it "connection").
     given: Engine | None = config.attributes.get("connection")
-    engine = given or engine_from_settings()
-    backend = backend_for(engine.url, Settings())
+    engine = given or engine_from_settings(settings)
+    backend = backend_for(engine.url, settings)
     try:
         with engine.connect() as connection, backend.migration_lock(engine):
             connection = backend.start_migrating(connection)

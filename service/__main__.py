@@ -16,11 +16,12 @@ from sqlalchemy import exc
 
 from service import check, copy
 from service.auth import TokenError, access, open_to_anyone
-from service.db.backends import backend_for
+from service.check.findings import error_message
+from service.db.backends import Backend, backend_for
 from service.db.engine import engine_for
 from service.db.urls import DatabaseURLError, parse_database_url, safe_url
 from service.migrations import SchemaAhead, upgrade_to_head
-from service.settings import Settings
+from service.settings import SettingsError, load_settings
 
 logger = logging.getLogger("service")
 
@@ -65,31 +66,29 @@ def main(arguments: list[str] | None = None) -> None:
     if unknown:
         # Refused by the command's own parser, which shows that command's usage.
         known[options.command].error(f"unrecognized arguments: {' '.join(unknown)}")
-    if options.command == "check":
-        sys.exit(check.run(options))
-    if options.command == "copy":
-        sys.exit(copy.run(options))
-    serve()
+    try:
+        if options.command == "check":
+            sys.exit(check.run(options))
+        if options.command == "copy":
+            sys.exit(copy.run(options))
+        serve()
+    except SettingsError as error:
+        sys.exit(f"error: {error}")
+
+
+class CannotStart(Exception):
+    """The database cannot be served; the message says why and what to do."""
 
 
 def serve() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
-    settings = Settings()
+    settings = load_settings()
     try:
         url = parse_database_url(settings.database_url.get_secret_value())
         access(settings)
-        backend = backend_for(url, settings)
-        # A database that lives only in the app's engine is migrated by the app.
-        if settings.migrate_on_start and not backend.database_lives_in_engine:
-            engine = engine_for(backend)
-            try:
-                upgrade_to_head(engine)
-            finally:
-                engine.dispose()
-    except (DatabaseURLError, TokenError, SchemaAhead) as error:
+        ready_to_serve(backend_for(url, settings))
+    except (DatabaseURLError, TokenError, SchemaAhead, CannotStart) as error:
         sys.exit(f"error: {error}")
-    except exc.OperationalError as error:
-        sys.exit(f"error: cannot migrate the database at {safe_url(url)}: {error.orig}".strip())
     logger.info("Serving on %s with database %s", f"{settings.host}:{settings.port}", safe_url(url))
     if open_to_anyone(settings):
         logger.warning(
@@ -112,6 +111,36 @@ def serve() -> None:
         workers=settings.web_concurrency,
         access_log=settings.access_log,
     )
+
+
+def ready_to_serve(backend: Backend) -> None:
+    """Migrate the database, unless MIGRATE_ON_START is off or the app must (a
+    database that lives only in its engine). Where TLS is asked for, connect once
+    even so: a connection the URL's TLS options cannot make stops start-up."""
+    problem = backend.startup_problem()
+    if problem is not None:
+        raise CannotStart(problem)
+    migrating = backend.settings.migrate_on_start and not backend.database_lives_in_engine
+    if not (migrating or backend.tls.required):
+        return
+    engine = engine_for(backend)
+    try:
+        if migrating:
+            upgrade_to_head(engine)
+        else:
+            engine.connect().close()
+    except exc.OperationalError as error:
+        where = safe_url(backend.url)
+        fix = backend.tls_fix(error)
+        if fix is not None:
+            reason = f"cannot connect to {where}: {error_message(error)}; fix: {fix}"
+            raise CannotStart(reason) from None
+        if migrating:
+            reason = f"cannot migrate the database at {where}: {error_message(error)}"
+            raise CannotStart(reason) from None
+        # A server that is not up yet: requests are answered 503 until it is.
+    finally:
+        engine.dispose()
 
 
 def pin_to_one_cpu() -> None:

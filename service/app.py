@@ -9,6 +9,7 @@ from fastapi_offline import FastAPIOffline
 from service import health
 from service.auth import access
 from service.body_limit import BodyLimit
+from service.cors import allow_origins
 from service.db.runtime import Database
 from service.db.urls import parse_database_url
 from service.errors import ConstraintAnswers, add_error_handlers
@@ -17,7 +18,7 @@ from service.items.routes import items_router
 from service.migrations import Revisions, upgrade_to_head
 from service.orders import repository as orders
 from service.orders.routes import orders_router
-from service.settings import Settings
+from service.settings import Settings, load_settings
 
 # Bodies are refused above this many bytes, declared or streamed, before parsing.
 MAX_BODY_BYTES = 1_048_576
@@ -32,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     The URL and the tokens are checked here, so that bad settings fail before serving.
     """
-    settings = settings or Settings()
+    settings = settings or load_settings()
     url = parse_database_url(settings.database_url.get_secret_value())
     routers = [router(access(settings)) for router in ROUTERS]
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, max_body_size=MAX_BODY_BYTES)
+    allow_origins(app, settings.cors_origins)
     add_error_handlers(app, CONSTRAINT_ANSWERS)
     # The routes join the app's own router instead of being included as
     # sub-routers, which FastAPI matches twice per request. They go first:

@@ -25,8 +25,12 @@ from service.settings import Settings
 UNAUTHORIZED = "Send a valid token in the header Authorization: Bearer <token>"
 
 
+# Shorter than this, a token could be guessed; `openssl rand -hex 32` makes 64 characters.
+MIN_TOKEN_CHARACTERS = 32
+
+
 class TokenError(ValueError):
-    """`API_TOKENS` is set but holds no token. The message never contains a token."""
+    """`API_TOKENS` holds no token, or one too short. The message never contains a token."""
 
 
 # While the service is read-only, writes are answered so, and clients may retry.
@@ -57,6 +61,14 @@ def access(settings: Settings) -> Access:
     if not tokens:
         raise TokenError(
             "API_TOKENS is set but holds no token: set it to one or more, comma-separated"
+        )
+    short = [n for n, token in enumerate(tokens, 1) if len(token) < MIN_TOKEN_CHARACTERS]
+    if short:
+        which = ", ".join(map(str, short))
+        raise TokenError(
+            f"API_TOKENS holds a token shorter than {MIN_TOKEN_CHARACTERS} characters (number "
+            f"{which} of {len(tokens)}), too short to be secret: make each one with "
+            "openssl rand -hex 32"
         )
     check = [Depends(_token_check([token.encode() for token in tokens]))]
     reads = check if settings.api_tokens_for_reads else []

@@ -25,6 +25,7 @@ from typing import Any, Self
 
 import sqlalchemy as sa
 
+from certificates import Pair
 from private_servers import PrivatePostgres, _wait_until_connectable
 from servers import free_port
 
@@ -465,10 +466,11 @@ class PgBouncer(_Started):
 
     `url` names the `postgres` database. User `postgres` may also use the admin
     console, database `pgbouncer` (SHOW POOLS, ...), but only with a plain
-    DBAPI connection in autocommit mode: it refuses SQLAlchemy's BEGIN.
+    DBAPI connection in autocommit mode: it refuses SQLAlchemy's BEGIN. With
+    `tls`, clients must connect over TLS, to that certificate.
     """
 
-    def __init__(self, server_host: str, server_port: int) -> None:
+    def __init__(self, server_host: str, server_port: int, tls: Pair | None = None) -> None:
         pgbouncer = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
         if not Path(pgbouncer).exists():
             raise RuntimeError("PgBouncer not found: apt-get install pgbouncer")
@@ -481,6 +483,7 @@ class PgBouncer(_Started):
         self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         self.directory = Path(tempfile.mkdtemp(prefix="items-pgbouncer-"))
         self.process: subprocess.Popen[bytes] | None = None
+        self.tls = tls
 
     def _start(self) -> None:
         if self.as_user:
@@ -491,6 +494,18 @@ class PgBouncer(_Started):
         (self.directory / "hba.conf").write_text(
             "host all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 md5\n"
         )
+        client_tls = ""
+        if self.tls is not None:
+            for source, name in ((self.tls.certificate, "tls.pem"), (self.tls.key, "tls.key")):
+                shutil.copyfile(source, self.directory / name)
+                (self.directory / name).chmod(0o600)
+                if self.as_user:
+                    shutil.chown(self.directory / name, "postgres", "postgres")
+            client_tls = (
+                "client_tls_sslmode = require\n"
+                f"client_tls_cert_file = {self.directory / 'tls.pem'}\n"
+                f"client_tls_key_file = {self.directory / 'tls.key'}\n"
+            )
         configuration = self.directory / "pgbouncer.ini"
         configuration.write_text(
             f"""[databases]
@@ -510,7 +525,7 @@ default_pool_size = 20
 ignore_startup_parameters = extra_float_digits,options
 logfile = {self.directory / "pgbouncer.log"}
 pidfile = {self.directory / "pgbouncer.pid"}
-"""
+{client_tls}"""
         )
         self.process = subprocess.Popen(
             [*self.as_user, self.pgbouncer, str(configuration)],
@@ -518,7 +533,7 @@ pidfile = {self.directory / "pgbouncer.pid"}
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        _wait_until_connectable(self.url)
+        _wait_until_connectable(self.url + ("?sslmode=require" if self.tls else ""))
 
     def allow(self, user: str, password: str) -> None:
         """Let an account the server has log in through PgBouncer, with its password."""

@@ -1,4 +1,5 @@
-"""Private PostgreSQL and MariaDB servers for tests that stop and restart them.
+"""Private PostgreSQL and MariaDB servers for tests that stop and restart them,
+or serve TLS.
 
 Each lives in its own temporary directory on its own port; the shared servers
 are never touched. As root, PostgreSQL runs as the `postgres` system user.
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from certificates import Pair
 from servers import free_port
 
 
@@ -54,6 +56,7 @@ class PrivatePostgres:
             shutil.chown(self.directory, "postgres", "postgres")
         self._run("initdb", "-D", str(self.directory / "data"), "-U", "postgres", "-A", "trust")
         self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+        self.options: list[str] = []
 
     def _run(self, program: str, *arguments: str) -> None:
         subprocess.run(
@@ -62,8 +65,24 @@ class PrivatePostgres:
             capture_output=True,
         )
 
+    def use_tls(self, server: Pair | None, ca: Path | None = None) -> None:
+        """From the next start, serve TLS with `server`'s certificate, and check
+        client certificates against `ca`; None: no TLS."""
+        self.options = []
+        if server is None:
+            return
+        files = _copied([server.certificate, server.key, *filter(None, [ca])], self.directory)
+        if self.as_user:
+            for path in files:
+                shutil.chown(path, "postgres", "postgres")
+        self.options = ["-c ssl=on", f"-c ssl_cert_file={files[0]}", f"-c ssl_key_file={files[1]}"]
+        if ca is not None:
+            self.options.append(f"-c ssl_ca_file={files[2]}")
+
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"
+        options = " ".join(
+            [f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1", *self.options]
+        )
         self._run(
             "pg_ctl", "-D", str(self.directory / "data"), "-l", str(self.directory / "log"),
             "-o", options, "-w", "start",
@@ -98,9 +117,21 @@ class PrivateMariaDB:
         )  # fmt: skip
         self.url = f"mysql+mysqldb://root@127.0.0.1:{self.port}/mysql"
         self.process: subprocess.Popen[bytes] | None = None
+        self.options: list[str] = []
 
     def _user(self) -> list[str]:
         return ["--user=root"] if os.geteuid() == 0 else []
+
+    def use_tls(self, server: Pair | None, ca: Path | None = None) -> None:
+        """From the next start, serve TLS with `server`'s certificate, and check
+        client certificates against `ca`; None: no TLS."""
+        self.options = []
+        if server is None:
+            return
+        files = _copied([server.certificate, server.key, *filter(None, [ca])], self.directory)
+        self.options = [f"--ssl-cert={files[0]}", f"--ssl-key={files[1]}"]
+        if ca is not None:
+            self.options.append(f"--ssl-ca={files[2]}")
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -108,7 +139,7 @@ class PrivateMariaDB:
              f"--port={self.port}", "--bind-address=127.0.0.1",
              f"--socket={self.directory / 'mysqld.sock'}",
              f"--pid-file={self.directory / 'mysqld.pid'}",
-             f"--log-error={self.directory / 'error.log'}", *self._user()],
+             f"--log-error={self.directory / 'error.log'}", *self._user(), *self.options],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -125,3 +156,20 @@ class PrivateMariaDB:
             self.process.kill()
             self.process.wait()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _copied(files: list[Path], directory: Path) -> list[Path]:
+    """`files` copied into `directory`, each readable by its owner only (as a
+    server wants its key)."""
+    copies = []
+    for number, source in enumerate(files):
+        copy = directory / f"tls-{number}-{source.name}"
+        shutil.copyfile(source, copy)
+        copy.chmod(0o600)
+        copies.append(copy)
+    return copies
+
+
+def local_server(backend: str) -> PrivatePostgres | PrivateMariaDB:
+    """A private server of `backend` started from this machine's binaries."""
+    return PrivatePostgres() if backend == "postgresql" else PrivateMariaDB()

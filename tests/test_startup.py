@@ -193,3 +193,83 @@ def test_sqlite_in_memory_serves_what_it_migrated(tmp_path: Path) -> None:
         assert httpx.get(f"{base}/items/", params={"q": "kept"}).json() == [created]
         order = httpx.post(f"{base}/orders/", json={"item_id": created["id"], "quantity": 2})
         assert order.status_code == 201, order.text
+
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"PORT": "abc"}, "error: PORT=abc is not valid: use a whole number from 0 to 65535"),
+        (
+            {"ACCESS_LOG": "maybe"},
+            "error: ACCESS_LOG=maybe is not valid: use true or false (also 1 or 0, yes or no, "
+            "on or off)",
+        ),
+        (
+            {"DATABASE_URL": "postgresql://items:p@ss@127.0.0.1/items"},
+            "error: DATABASE_URL has an @ in its user name or password: percent-encode it as "
+            "%40 (and : / ? # % as %3A %2F %3F %23 %25)",
+        ),
+        (
+            {"DATABASE_URL": "sqlite:///./nodir/x.db"},
+            f"error: the SQLite file's directory, {ROOT / 'nodir'}, does not exist: mkdir -p "
+            f"{ROOT / 'nodir'} (writable by the service's user), or fix the path in DATABASE_URL",
+        ),
+        (
+            {"DATABASE_URL": "sqlite://", "DATABASE_URL_FILE": "/run/secrets/database_url"},
+            "error: DATABASE_URL and DATABASE_URL_FILE are both set: set one of them",
+        ),
+        (
+            {"API_TOKENS_FILE": "/nonexistent/api_tokens"},
+            "error: API_TOKENS_FILE=/nonexistent/api_tokens cannot be read: No such file or "
+            "directory",
+        ),
+    ],
+    ids=["port", "access-log", "unencoded-at", "no-directory", "both", "no-file"],
+)
+def test_a_setting_the_service_cannot_use_stops_it_with_one_line_that_says_what_to_do(
+    variables: dict[str, str], expected: str
+) -> None:
+    result = run_to_exit(sys.executable, "-m", "service", **variables)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [expected]
+    assert "ss@" not in result.stderr
+    assert not (ROOT / "nodir").exists()
+
+
+@pytest.mark.parametrize("command", ["check", "copy"])
+def test_the_other_commands_say_the_same_of_a_setting_they_cannot_use(command: str) -> None:
+    arguments = ["--to", "sqlite://"] if command == "copy" else []
+    result = run_to_exit(sys.executable, "-m", "service", command, *arguments, PORT="abc")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "error: PORT=abc is not valid: use a whole number from 0 to 65535"
+    ]
+
+
+def test_secrets_come_from_files_and_never_show(tmp_path: Path, empty_database: str) -> None:
+    token = "file-token-" + "7" * 32
+    with user_with_password(empty_database) as url, triggers_allowed(empty_database):
+        secrets = tmp_path / "secrets"
+        secrets.mkdir()
+        # As Docker and Kubernetes write them: the value, then a newline.
+        (secrets / "database_url").write_text(url + "\n")
+        (secrets / "api_tokens").write_text(token + "\n")
+        variables = {
+            "DATABASE_URL_FILE": str(secrets / "database_url"),
+            "API_TOKENS_FILE": str(secrets / "api_tokens"),
+        }
+        with running_service(tmp_path, DB_ECHO="true", **variables) as (base, output):
+            assert httpx.get(f"{base}/health/ready").status_code == 200
+            item = {"name": "from a file", "price": 1}
+            assert httpx.post(f"{base}/items/", json=item).status_code == 401
+            authorized = {"Authorization": f"Bearer {token}"}
+            assert httpx.post(f"{base}/items/", json=item, headers=authorized).status_code == 201
+        checked = run_to_exit(sys.executable, "-m", "service", "check", **variables)
+    assert checked.returncode == 0, checked.stdout
+    everything = output[0] + checked.stdout + checked.stderr
+    assert "INSERT INTO items" in everything
+    for secret in (PASSWORD, quote(PASSWORD, safe=""), token):
+        assert secret not in everything

@@ -12,7 +12,9 @@ from conftest import settings_for
 from servers import run_to_exit, running_service
 from service.app import create_app
 
-ALPHA, BETA = "alpha-7f3c9e1d2b4a", "beta-0d5e8a6c1f92"
+# Long enough to be secret (32 characters or more), as the service insists.
+ALPHA = "alpha-7f3c9e1d2b4a6c8e0f1a3b5c7d9e2f4a"
+BETA = "beta-0d5e8a6c1f92b4d7e3a9c5f1b8d2e6a0"
 UNAUTHORIZED = {"detail": "Send a valid token in the header Authorization: Bearer <token>"}
 ITEM = {"name": "Widget", "price": 9.99}
 
@@ -166,6 +168,19 @@ def test_loopback_without_tokens_does_not_warn(tmp_path: Path, empty_database: s
     with running_service(tmp_path, DATABASE_URL=empty_database) as (_, output):
         pass
     assert "API_TOKENS" not in output[0]
+
+
+@pytest.mark.parametrize("tokens", [f"{ALPHA},short-token-9", "x" * 31])
+def test_a_token_too_short_to_be_secret_stops_start_up_with_one_line(tokens: str) -> None:
+    result = run_to_exit(
+        sys.executable, "-m", "service", DATABASE_URL="sqlite://", API_TOKENS=tokens
+    )
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: API_TOKENS holds a token shorter than 32 characters")
+    assert line.endswith("make each one with openssl rand -hex 32")
+    for secret in tokens.split(","):
+        assert secret not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("tokens", ["", " , ,"])

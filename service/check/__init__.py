@@ -15,18 +15,19 @@ from dataclasses import asdict
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from service.check import galera, mysql, postgresql, sqlite
+from service.check import encryption, galera, mysql, postgresql, sqlite
 from service.check.findings import SEVERITY, Check, Finding, Result, Status, error_message
 from service.check.round_trip import round_trip
 from service.check.schema_revision import schema_revision
 from service.db.backends import Backend, Kind, backend_for
 from service.db.engine import create_engine
 from service.db.urls import DatabaseURLError, parse_database_url, safe_url
-from service.settings import Settings
+from service.settings import Settings, load_settings
 
 # The checks for each kind of server, in the order they are reported.
 CHECKS: dict[Kind, list[tuple[str, Check]]] = {
     Kind.MYSQL: [
+        ("encryption", encryption.encrypted),
         ("server", mysql.server),
         ("read-write", mysql.read_write),
         ("character set", mysql.character_set),
@@ -42,6 +43,7 @@ CHECKS: dict[Kind, list[tuple[str, Check]]] = {
         ("round trip", round_trip),
     ],
     Kind.POSTGRESQL: [
+        ("encryption", postgresql.encrypted),
         ("server", postgresql.server),
         ("read-write", postgresql.read_write),
         ("pooler", postgresql.pooler),
@@ -102,7 +104,10 @@ def connection_result(engine: Engine, backend: Backend, *, in_memory_instead: bo
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
     except sa.exc.DBAPIError as error:
-        if error.orig is not None and backend.server_cannot_serve(error.orig):
+        tls_fix = backend.tls_fix(error)
+        if tls_fix is not None:
+            fix = tls_fix
+        elif error.orig is not None and backend.server_cannot_serve(error.orig):
             fix = CONNECT_FIX["galera"]
         else:
             fix = CONNECT_FIX["sqlite" if backend.kind is Kind.SQLITE else "server"]
@@ -163,7 +168,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(options: argparse.Namespace) -> int:
     # Logged SQL would be mixed into the report.
-    settings = Settings().model_copy(update={"db_echo": False})
+    settings = load_settings().model_copy(update={"db_echo": False})
     try:
         url = parse_database_url(settings.database_url.get_secret_value())
         results = run_checks(url, settings)

@@ -1,11 +1,13 @@
 """PostgreSQL: a primary that accepts writes, whether a pooler is in the way, UTF8,
 pg_trgm, privileges, and connections within the server's limits."""
 
+from dataclasses import replace
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from service.check import encryption
 from service.check.connection_budget import Limit, connection_budget
 from service.check.findings import (
     Finding,
@@ -75,6 +77,17 @@ def pooler(connection: Connection, backend: Backend) -> Finding:
         "ok",
         "a connection pooler (PgBouncer or similar: the backend id the driver sees is not "
         "the server's); transaction pooling is fine",
+    )
+
+
+def encrypted(connection: Connection, backend: Backend) -> Finding | None:
+    finding = encryption.encrypted(connection, backend)
+    if finding is None or not through_pooler(connection):
+        return finding
+    return replace(
+        finding,
+        found=f"{finding.found}; this is the hop to the pooler, whose own connections to "
+        "the server its settings encrypt or not (PgBouncer: server_tls_sslmode)",
     )
 
 

@@ -14,7 +14,7 @@ from service.check.findings import error_message
 from service.copy.servers import Server, server_for
 from service.db.backends import backend_for
 from service.db.urls import DatabaseURLError, parse_database_url, safe_url
-from service.settings import Settings
+from service.settings import load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +41,7 @@ def run(options: argparse.Namespace) -> int:
 
     report = Document() if options.json else Bars() if sys.stdout.isatty() else Lines()
     # Logged SQL would be mixed into the report.
-    settings = Settings().model_copy(update={"db_echo": False})
+    settings = load_settings().model_copy(update={"db_echo": False})
     passwords: list[str] = []
     servers: list[Server] = []
     outcome: dict[str, object] = {}

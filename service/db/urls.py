@@ -1,7 +1,7 @@
 """`DATABASE_URL` read into a SQLAlchemy URL, and shown without its password."""
 
 import re
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -32,6 +32,9 @@ _SEVERAL_HOSTS = re.compile(
 )
 
 
+_SSL_PASSWORD = re.compile(r"([?&]sslpassword=)[^&]*")
+
+
 class DatabaseURLError(ValueError):
     """`DATABASE_URL` cannot be served. The message never contains the password."""
 
@@ -45,6 +48,13 @@ def parse_database_url(raw: str, setting: str = "DATABASE_URL") -> URL:
         raise DatabaseURLError(
             f"{setting} is not a valid database URL. Accepted forms: {ACCEPTED_URL_FORMS}"
         ) from None
+    hosts = [url.host or "", *url.normalized_query.get("host", ())]
+    if any("@" in host for host in hosts):
+        # The first unencoded `@` in a password ends it; what follows is taken for the host.
+        raise DatabaseURLError(
+            f"{setting} has an @ in its user name or password: percent-encode it as %40 "
+            "(and : / ? # % as %3A %2F %3F %23 %25)"
+        )
     driver = _DRIVERS.get(url.drivername)
     if driver is None:
         raise DatabaseURLError(
@@ -66,4 +76,8 @@ def _hosts_as_query(raw: str) -> str:
 
 
 def safe_url(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
+    # libpq's passphrase for the client key is a password too.
+    shown = _SSL_PASSWORD.sub(r"\1***", url.render_as_string(hide_password=True))
+    # The options as written (`sslrootcert=/etc/items/ca.pem`), for people to read.
+    base, question, query = shown.partition("?")
+    return base + question + unquote(query)

@@ -12,6 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from service.db.backends.tls import (
+    DriverOptions,
+    Encryption,
+    TLSRequest,
+    failure_fix,
+    not_encrypted,
+)
 from service.settings import Settings
 
 # Pre-ping skips a connection used this recently, as HikariCP does
@@ -107,6 +114,10 @@ class Backend(ABC):
     # The database exists only inside one engine (`sqlite://`): it must be
     # migrated on the engine that serves it.
     database_lives_in_engine = False
+    # What the URL asks of TLS, and the driver's names for its options: none,
+    # where no network is crossed.
+    tls = TLSRequest("")
+    tls_options: DriverOptions | None = None
 
     def __init__(self, url: URL, settings: Settings) -> None:
         self.url = url
@@ -162,6 +173,18 @@ class Backend(ABC):
     def server_name(self, connection: Connection) -> str:
         return connection.dialect.name
 
+    def encryption(self, connection: Connection) -> Encryption | None:
+        """What the connection does for TLS; None where no network is crossed."""
+        return None
+
+    def tls_fix(self, error: BaseException) -> str | None:
+        """What to do about a connection that failed, if TLS is why."""
+        return None
+
+    def startup_problem(self) -> str | None:
+        """Why the service cannot start on this database, known before connecting."""
+        return None
+
     def server_cannot_serve(self, error: BaseException) -> bool:
         """Whether `error` says that the server the connection reached cannot serve
         it at all (read-only, not ready): the connection is then dropped, and the
@@ -201,6 +224,28 @@ class NetworkBackend(Backend):
     default_pool_size = 40
     update_returning = False
     search_index = SearchIndex.TRIGRAM_TABLE
+    tls_options: DriverOptions
+
+    def __init__(self, url: URL, settings: Settings) -> None:
+        super().__init__(url, settings)
+        # Refuses, before any connection is made, what the driver would not honour.
+        self.tls = self.tls_request()
+
+    @abstractmethod
+    def tls_request(self) -> TLSRequest: ...
+
+    @abstractmethod
+    def driver_encryption(self, dbapi_connection: Any) -> Encryption: ...
+
+    @abstractmethod
+    def plain_text_error(self, dbapi: Any, message: str) -> Exception:
+        """The driver's own error for a connection refused for being in plain text."""
+
+    def encryption(self, connection: Connection) -> Encryption:
+        return self.driver_encryption(connection.connection.dbapi_connection)
+
+    def tls_fix(self, error: BaseException) -> str | None:
+        return failure_fix(str(getattr(error, "orig", None) or error), self.tls_options)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -218,6 +263,8 @@ class NetworkBackend(Backend):
     drop_every_connection_when_unusable = True
 
     def prepare(self, engine: Engine) -> None:
+        if self.tls.required:
+            refuse_plain_text(engine, self)
         pre_ping_idle_connections(engine, PING_AFTER_IDLE_SECONDS)
 
         @sa.event.listens_for(engine, "handle_error")
@@ -225,6 +272,18 @@ class NetworkBackend(Backend):
             if self.server_cannot_serve(context.original_exception):
                 context.is_disconnect = True
                 context.invalidate_pool_on_disconnect = self.drop_every_connection_when_unusable
+
+
+def refuse_plain_text(engine: Engine, backend: NetworkBackend) -> None:
+    """Close each new connection that is not encrypted, before anything else uses it,
+    with the driver's error: a connection the server could not give."""
+
+    @sa.event.listens_for(engine, "connect", insert=True)
+    def encrypted_or_refused(dbapi_connection: Any, _record: Any) -> None:
+        encryption = backend.driver_encryption(dbapi_connection)
+        if encryption.protocol is None:
+            message = not_encrypted(encryption, backend.tls)
+            raise backend.plain_text_error(engine.dialect.loaded_dbapi, message)
 
 
 def pre_ping_idle_connections(engine: Engine, idle_seconds: float) -> None:

@@ -20,6 +20,13 @@ from service.db.backends.base import (
 )
 from service.db.backends.galera import galera_migration_lock
 from service.db.backends.mysql_errors import error_code, server_error_number
+from service.db.backends.tls import (
+    MYSQLCLIENT,
+    Encryption,
+    TLSRequest,
+    mysql_encryption,
+    mysqlclient_request,
+)
 
 # Server-side idle timeouts default to 8 hours on MySQL; hosted servers often cut sooner.
 POOL_RECYCLE_SECONDS = 1800
@@ -53,18 +60,32 @@ class MySQL(NetworkBackend):
     # Behind a balancer, the pool's connections reach several Galera nodes:
     # one that is not ready takes down only the connections that meet it.
     drop_every_connection_when_unusable = False
+    tls_options = MYSQLCLIENT
 
     def engine_options(self) -> dict[str, Any]:
+        connect_args = {
+            # MySQL's `utf8` holds only 3-byte characters; emoji need utf8mb4.
+            "charset": "utf8mb4",
+            "connect_timeout": self.settings.db_connect_timeout,
+            # Strict mode: out-of-range or too-long values fail instead of being cut.
+            "init_command": "SET SESSION sql_mode = 'TRADITIONAL,NO_ENGINE_SUBSTITUTION'",
+        }
+        if self.tls.mode is not None:
+            # In capitals, the only spelling mysqlclient knows.
+            connect_args["ssl_mode"] = self.tls.mode
         return self.pool_options() | {
             "pool_recycle": POOL_RECYCLE_SECONDS,
-            "connect_args": {
-                # MySQL's `utf8` holds only 3-byte characters; emoji need utf8mb4.
-                "charset": "utf8mb4",
-                "connect_timeout": self.settings.db_connect_timeout,
-                # Strict mode: out-of-range or too-long values fail instead of being cut.
-                "init_command": "SET SESSION sql_mode = 'TRADITIONAL,NO_ENGINE_SUBSTITUTION'",
-            },
+            "connect_args": connect_args,
         }
+
+    def tls_request(self) -> TLSRequest:
+        return mysqlclient_request(self.url)
+
+    def driver_encryption(self, dbapi_connection: Any) -> Encryption:
+        return mysql_encryption(dbapi_connection, self.url.host or "localhost", self.url.port)
+
+    def plain_text_error(self, dbapi: Any, message: str) -> Exception:
+        return dbapi.OperationalError(errors.SSL_CONNECTION_ERROR, message)  # type: ignore[no-any-return]
 
     def error_kind(self, error: DBAPIError) -> ErrorKind:
         code = error_code(error)

@@ -34,6 +34,8 @@ UNAVAILABLE = {
     1317, CANT_EXECUTE_IN_READ_ONLY_TRANSACTION, 1836, 1927,
 }  # fmt: skip
 CLIENT_ERRORS = range(2000, 3000)
+# The client's error for a TLS failure (CR_SSL_CONNECTION_ERROR).
+SSL_CONNECTION_ERROR = 2026
 
 
 def error_code(error: DBAPIError) -> int | None:

@@ -18,6 +18,13 @@ from service.db.backends.base import (
     NetworkBackend,
     SearchIndex,
 )
+from service.db.backends.tls import (
+    LIBPQ,
+    Encryption,
+    TLSRequest,
+    libpq_encryption,
+    libpq_request,
+)
 
 # Serialization failure and deadlock: the transaction was rolled back.
 # Read-only transaction: the server is a standby, or a primary demoted by a
@@ -55,6 +62,16 @@ class PostgreSQL(NetworkBackend):
     update_returning = True
     # pg_trgm, made by revision 0007.
     search_index = SearchIndex.SERVER
+    tls_options = LIBPQ
+
+    def tls_request(self) -> TLSRequest:
+        return libpq_request(self.url)
+
+    def driver_encryption(self, dbapi_connection: Any) -> Encryption:
+        return libpq_encryption(dbapi_connection)
+
+    def plain_text_error(self, dbapi: Any, message: str) -> Exception:
+        return dbapi.OperationalError(message)  # type: ignore[no-any-return]
 
     def engine_options(self) -> dict[str, Any]:
         return self.pool_options() | {

@@ -124,6 +124,16 @@ class SQLiteFile(SQLite):
             "connect_args": {"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS},
         }
 
+    def startup_problem(self) -> str | None:
+        directory = Path(str(self.url.database)).absolute().parent
+        if directory.is_dir():
+            return None
+        missing = "is not a directory" if directory.exists() else "does not exist"
+        return (
+            f"the SQLite file's directory, {directory}, {missing}: mkdir -p {directory} "
+            "(writable by the service's user), or fix the path in DATABASE_URL"
+        )
+
     @contextmanager
     def migration_lock(self, engine: Engine) -> Iterator[None]:
         # A lock on a file beside the database: SQLite's own write lock would

@@ -106,6 +106,7 @@ def serve() -> None:
         factory=True,
         # uvloop, taking every pending connection at once (service/serving.py).
         loop="service.serving:new_event_loop",
+        http="service.serving:TimedHttpToolsProtocol",
         host=settings.host,
         port=settings.port,
         workers=settings.web_concurrency,

@@ -18,6 +18,7 @@ from service.items.routes import items_router
 from service.migrations import Revisions, upgrade_to_head
 from service.orders import repository as orders
 from service.orders.routes import orders_router
+from service.overload import MaxQueueTime
 from service.settings import Settings, load_settings
 
 # Bodies are refused above this many bytes, declared or streamed, before parsing.
@@ -60,6 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, max_body_size=MAX_BODY_BYTES)
+    if settings.max_queue_seconds is not None:
+        # Before the rest: a request refused for its wait costs the least.
+        app.add_middleware(MaxQueueTime, seconds=settings.max_queue_seconds)
     allow_origins(app, settings.cors_origins)
     add_error_handlers(app, CONSTRAINT_ANSWERS)
     # The routes join the app's own router instead of being included as

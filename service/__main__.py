@@ -149,7 +149,7 @@ def pin_to_one_cpu() -> None:
 
     Only one thread at a time runs Python, and the event loop hands the GIL
     to a worker thread and back several times per request; between two CPUs
-    each hand-over wakes the other one (docs/performance.md has the figures).
+    each hand-over wakes the other one (bench/results.md has the figures).
 
     Called before uvicorn starts, while this is the only thread: every
     thread started later inherits it. With several worker processes nothing

@@ -6,8 +6,11 @@ event loop, then for a worker thread. Past the bound, a request is answered
 served seconds late; its client (or its balancer) tries again or elsewhere,
 and the requests behind it are served sooner. A request's wait is counted
 from the moment its bytes were read (`service.serving` stamps it) until the
-app receives it, and from the moment it hands its database call to the worker
-threads until one takes it: past the bound, it is refused at either point.
+app receives it, and from the moment it hands a database call to the worker
+threads until one takes it; a write on SQLite is checked as it is handed to
+the writer thread. Past the bound, it is refused at that point. Reads of one
+row by key are not checked at the thread: they are gathered, one query for
+the requests of a moment (`service.db.batched_reads`), and short.
 """
 
 import time

@@ -80,10 +80,13 @@ def test_a_long_transaction_holds_up_the_upgrade_and_no_request(empty_database: 
     assert upgrade.returncode == 0, upgrade.output
     assert set(upgrade.statuses) <= {200, 201}, upgrade.statuses
     assert "waited too long for a lock" in upgrade.output
-    assert upgrade.longest_request < BLOCKED_SECONDS / 2
+    assert upgrade.longest_request < LONGEST_REQUEST_SECONDS
 
 
-BLOCKED_SECONDS = 8
+# Long enough that the upgrade meets the transaction even when the old
+# release and its clients are slow to start on a busy machine.
+BLOCKED_SECONDS = 20
+LONGEST_REQUEST_SECONDS = 4
 
 
 @contextmanager

@@ -164,15 +164,19 @@ def print_medians(rates: dict[str, list[float]], database_cpu: dict[str, list[fl
     print("\nMedians over the rounds, and the median of each round's ratios:\n")
     print("| server | req/s | × floor a | × floor b | database CPU µs/req |")
     print("|---|---|---|---|---|")
+    floors = "floor a" in rates and "floor b" in rates
     for name, values in rates.items():
-        in_rounds = [
-            (value / rates["floor a"][i], value / rates["floor b"][i])
-            for i, value in enumerate(values)
-        ]
-        a = statistics.median(ratio for ratio, _ in in_rounds)
-        b = statistics.median(ratio for _, ratio in in_rounds)
+        a_cell = b_cell = "-"
+        if floors:
+            in_rounds = [
+                (value / rates["floor a"][i], value / rates["floor b"][i])
+                for i, value in enumerate(values)
+            ]
+            a_cell = f"{statistics.median(ratio for ratio, _ in in_rounds):.3f}"
+            b_cell = f"{statistics.median(ratio for _, ratio in in_rounds):.3f}"
         cpu_cell = f"{statistics.median(database_cpu[name]):.0f}" if database_cpu[name] else "-"
-        print(f"| {name} | {statistics.median(values):.0f} | {a:.3f} | {b:.3f} | {cpu_cell} |")
+        median = statistics.median(values)
+        print(f"| {name} | {median:.0f} | {a_cell} | {b_cell} | {cpu_cell} |")
 
 
 def seeded_values(url: str, items: int, *, orders: bool) -> dict[str, str]:
@@ -189,8 +193,9 @@ def seeded_values(url: str, items: int, *, orders: bool) -> dict[str, str]:
 
 
 def this_round_ratios(rates: dict[str, list[float]], name: str) -> str:
-    """The latest round's ratios of a service to both floors, as ` (1.10 a, 0.80 b)`."""
-    if name.startswith("floor"):
+    """The latest round's ratios of a service to both floors, as ` (1.10 a, 0.80 b)`;
+    nothing where the floors are not driven."""
+    if name.startswith("floor") or "floor a" not in rates or "floor b" not in rates:
         return ""
     value = rates[name][-1]
     return f" ({value / rates['floor a'][-1]:.2f} a, {value / rates['floor b'][-1]:.2f} b)"

@@ -55,9 +55,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await asyncio.to_thread(upgrade_to_head, database.engine)
             app.state.database = database
             app.state.revisions = Revisions.load()
+            if metrics is not None:
+                metrics.watch(database)
             freeze_startup_objects()
             yield
         finally:
+            if metrics is not None:
+                metrics.stop()
             database.close()
 
     # FastAPIOffline serves Swagger UI and ReDoc from its own package: /docs works offline.

@@ -318,10 +318,12 @@ def test_two_workers_one_killed_and_replaced_counts_stay_right(
         assert all(closed_by_server(c) for c in in_flight if c not in survivors)
         for _ in range(10):
             assert httpx.post(f"{base}/items/", json=ITEM).status_code == 201
+        # The killed worker's requests in flight are gone with it (each worker
+        # writes its gauges down every second).
+        until(lambda: value(scrape(base), active, http_request_method="POST") == len(survivors))
         for _ in range(3):  # whichever worker answers
             samples = scrape(base)
             assert requests(samples)[("POST", "/items/", 201)] == 30
-            # The killed worker's requests in flight are gone with it.
             assert value(samples, active, http_request_method="POST") == len(survivors)
         for client in in_flight:
             client.close()

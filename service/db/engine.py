@@ -4,7 +4,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from service.db.backends import Backend, backend_for
-from service.db.observed_pool import observed_pool_class, report_pool_use
+from service.db.observed_pool import observed_pool_class
 from service.db.observer import Observer
 from service.db.urls import DatabaseURLError
 from service.settings import Settings
@@ -33,8 +33,7 @@ def engine_for(
             "pool_reset_on_return": None,
             "skip_autocommit_rollback": True,
         }
-    pooled = "pool_size" in options
-    if observer is not None and pooled:
+    if observer is not None and "pool_size" in options:
         options["poolclass"] = observed_pool_class(observer)
     try:
         engine = sa.create_engine(backend.url, echo=backend.settings.db_echo, **options)
@@ -44,6 +43,4 @@ def engine_for(
             f"pip install -e '.[{backend.driver_extra}]' in the service's clone"
         ) from None
     backend.prepare(engine)
-    if observer is not None and pooled:
-        report_pool_use(engine, observer)
     return engine

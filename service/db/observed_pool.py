@@ -1,10 +1,8 @@
-"""The pool reporting to an `Observer`: connections in use, idle and beyond its
-size as each is taken or given back, and the callers that had to wait for one."""
+"""A pool that tells an `Observer` of the callers that had to wait for a connection."""
 
 import time
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from service.db.observer import Observer
@@ -31,19 +29,3 @@ def observed_pool_class(observer: Observer) -> type[QueuePool]:
     """A QueuePool reporting to `observer`; a class, as a pool recreated after
     `dispose` is made from its predecessor's class."""
     return type("ObservedQueuePool", (ObservedQueuePool,), {"observer": observer})
-
-
-def report_pool_use(engine: Engine, observer: Observer) -> None:
-    def taken(*_: object) -> None:
-        pool = engine.pool
-        assert isinstance(pool, QueuePool)
-        observer.pool_changed(pool.checkedout(), pool.checkedin(), max(pool.overflow(), 0))
-
-    def given_back(*_: object) -> None:
-        # Called before the connection is back in the pool.
-        pool = engine.pool
-        assert isinstance(pool, QueuePool)
-        observer.pool_changed(pool.checkedout() - 1, pool.checkedin() + 1, max(pool.overflow(), 0))
-
-    sa.event.listen(engine, "checkout", taken)
-    sa.event.listen(engine, "checkin", given_back)

@@ -20,9 +20,6 @@ class RetryReason(enum.Enum):
 
 
 class Observer:
-    def pool_changed(self, in_use: int, idle: int, overflow: int) -> None:
-        """A connection was taken from the pool or given back."""
-
     def pool_waited(self, seconds: float, timed_out: bool) -> None:
         """A caller found no free connection and waited for one (in vain if `timed_out`)."""
 

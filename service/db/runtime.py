@@ -8,6 +8,7 @@ from typing import Any, TypeVar, TypeVarTuple
 
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import QueuePool
 
 from service.db.backends import ErrorKind, backend_for
 from service.db.batched_reads import BatchedReads
@@ -107,6 +108,14 @@ class Database:
         except Exception as error:
             future.set_exception(error)
         return future
+
+    def pool_use(self) -> tuple[int, int, int] | None:
+        """The pool's connections in use, idle, and open beyond its size; None
+        without a pool (`sqlite://`)."""
+        pool = self.engine.pool
+        if not isinstance(pool, QueuePool):
+            return None
+        return pool.checkedout(), pool.checkedin(), max(pool.overflow(), 0)
 
     def error_kind(self, error: DBAPIError) -> ErrorKind:
         kind = self.backend.error_kind(error)

@@ -7,6 +7,7 @@ process writes its values to files in PROMETHEUS_MULTIPROC_DIR and a scrape
 sums them (`WorkerFiles`).
 """
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -24,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service.db.observer import Observer, RetryReason
+from service.db.runtime import Database
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
@@ -32,6 +34,8 @@ DURATION_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 )  # fmt: skip
 COUNT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# How often each worker writes its gauges down for the others' scrapes.
+SAMPLE_SECONDS = 1.0
 
 
 class Metrics(Observer):
@@ -42,7 +46,8 @@ class Metrics(Observer):
         self.registry = CollectorRegistry()
         directory = os.environ.get(MULTIPROCESS_DIRECTORY)
         # Several workers: the values go to files, which a scrape reads.
-        registry = self.registry if directory is None else None
+        self.several_workers = directory is not None
+        registry = None if self.several_workers else self.registry
         if directory is not None:
             WorkerFiles(self.registry, directory)
         self.request_duration = Histogram(
@@ -121,16 +126,43 @@ class Metrics(Observer):
         )
         # Each label set's child, found once: `labels()` takes a lock each call.
         self._durations: dict[tuple[str, str, int], Callable[[float], None]] = {}
-        self._active: dict[str, Gauge] = {}
+        # Requests in flight by method, counted here and written to the gauge
+        # when sampled: with several workers each write is a write to a file.
+        self._in_flight: dict[str, int] = {}
+        self._database: Database | None = None
+        self._sampling: asyncio.TimerHandle | None = None
+
+    def watch(self, database: Database) -> None:
+        """Sample the gauges (requests in flight, `database`'s pool) at each
+        scrape, and every SAMPLE_SECONDS where other workers' scrapes read them."""
+        self._database = database
+        if self.several_workers:
+            self._sample_periodically()
+
+    def stop(self) -> None:
+        if self._sampling is not None:
+            self._sampling.cancel()
+
+    def _sample_periodically(self) -> None:
+        self.sample()
+        loop = asyncio.get_running_loop()
+        self._sampling = loop.call_later(SAMPLE_SECONDS, self._sample_periodically)
+
+    def sample(self) -> None:
+        for method, count in self._in_flight.items():
+            self.active_requests.labels(method).set(count)
+        use = None if self._database is None else self._database.pool_use()
+        if use is not None:
+            in_use, idle, overflow = use
+            self.connections_used.set(in_use)
+            self.connections_idle.set(idle)
+            self.connections_overflow.set(overflow)
 
     def request_started(self, method: str) -> None:
-        active = self._active.get(method)
-        if active is None:
-            active = self._active[method] = self.active_requests.labels(method)
-        active.inc()
+        self._in_flight[method] = self._in_flight.get(method, 0) + 1
 
     def request_ended(self, method: str) -> None:
-        self._active[method].dec()
+        self._in_flight[method] -= 1
 
     def request_finished(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -140,14 +172,10 @@ class Metrics(Observer):
         observe(seconds)
 
     def render(self) -> bytes:
+        self.sample()
         return exposition(self.registry)
 
     # What the data layer reports (`service.db.observer`).
-
-    def pool_changed(self, in_use: int, idle: int, overflow: int) -> None:
-        self.connections_used.set(in_use)
-        self.connections_idle.set(idle)
-        self.connections_overflow.set(overflow)
 
     def pool_waited(self, seconds: float, timed_out: bool) -> None:
         self.connection_waits.observe(seconds)

@@ -2,6 +2,7 @@
 it (LOG_FORMAT=json), and GET /metrics (METRICS=true) with exact counts, one
 worker or several; on every backend."""
 
+import asyncio
 import json
 import os
 import re
@@ -21,6 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import BACKEND, settings_for
 from servers import running_service
 from service.app import create_app
+from service.db.backends import ErrorKind
+from service.db.observer import Observer, RetryReason
+from service.db.runtime import Database
+from service.db.urls import parse_database_url
 
 ROUTES = {
     "/items/", "/items/{item_id}", "/orders/", "/orders/{order_id}", "/health",
@@ -38,9 +43,13 @@ def scrape(base: str) -> Samples:
     response = httpx.get(f"{base}/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
+    return parsed(response.text)
+
+
+def parsed(text: str) -> Samples:
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.text)
+        for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
 
@@ -327,3 +336,61 @@ def test_two_workers_one_killed_and_replaced_counts_stay_right(
             assert value(samples, active, http_request_method="POST") == len(survivors)
         for client in in_flight:
             client.close()
+
+
+def test_a_pool_timeout_is_counted_and_answered_503(database_url: str, client: TestClient) -> None:
+    settings = settings_for(
+        database_url, metrics=True, migrate_on_start=False, db_pool_size=1, db_pool_timeout=0.2
+    )
+    with TestClient(create_app(settings)) as metered:
+        engine = metered.app.state.database.engine  # type: ignore[attr-defined]
+        held = [engine.connect() for _ in range(engine.pool.size())]
+        try:
+            response = metered.get("/items/")
+        finally:
+            for connection in held:
+                connection.close()
+        samples = parsed(metered.get("/metrics").text)
+    assert (response.status_code, response.headers["retry-after"]) == (503, "5")
+    assert value(samples, "db_client_connection_timeouts_total") == 1
+    assert value(samples, "db_client_connection_wait_time_seconds_count") == 1
+    assert value(samples, "db_client_connection_wait_time_seconds_sum") >= 0.2
+    unavailable = "items_service_unavailable_responses_total"
+    assert value(samples, unavailable, error_type="pool_timeout") == 1
+    assert value(samples, unavailable, error_type="database_unavailable") == 0
+
+
+def test_retries_are_reported_by_reason(database_url: str) -> None:
+    class Recorder(Observer):
+        def __init__(self) -> None:
+            self.reasons: list[RetryReason] = []
+
+        def retried(self, reason: RetryReason) -> None:
+            self.reasons.append(reason)
+
+    recorder = Recorder()
+    database = Database(parse_database_url(database_url), settings_for(database_url), recorder)
+    not_ready = Exception("the server cannot serve")
+    failures = [
+        sa.exc.OperationalError("UPDATE", {}, Exception("lost a conflict")),
+        sa.exc.OperationalError("UPDATE", {}, not_ready, connection_invalidated=True),
+        sa.exc.OperationalError("UPDATE", {}, Exception("gone"), connection_invalidated=True),
+    ]
+
+    def flaky(engine: sa.Engine) -> str:
+        if failures:
+            raise failures.pop(0)
+        return "done"
+
+    # Each backend has its own errors that mean these; here they are given.
+    database.error_kind = lambda error: ErrorKind.RETRYABLE  # type: ignore[method-assign]
+    database.backend.server_cannot_serve = lambda error: error is not_ready  # type: ignore[method-assign]
+    try:
+        assert asyncio.run(database.run(flaky)) == "done"
+    finally:
+        database.close()
+    assert recorder.reasons == [
+        RetryReason.CONFLICT,
+        RetryReason.FAILOVER,
+        RetryReason.CONNECTION_LOST,
+    ]

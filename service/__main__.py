@@ -106,11 +106,11 @@ def serve() -> None:
     if settings.web_concurrency == 1:
         pin_to_one_cpu()
     with ExitStack() as stack:
-        if settings.metrics and settings.web_concurrency > 1:
-            from service.telemetry.metrics import shared_directory  # noqa: PLC0415
+        if settings.metrics:
+            from service.telemetry.metrics import prepare_directory  # noqa: PLC0415
 
             # Before the workers start: they find it in their environment.
-            stack.callback(shared_directory())
+            stack.callback(prepare_directory(settings.web_concurrency))
         uvicorn.run(
             "service.app:create_app",
             factory=True,

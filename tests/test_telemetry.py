@@ -203,6 +203,7 @@ def test_json_log_lines_name_their_request_and_never_a_secret(
         # The server trusts local connections: any password gets in, and must not be logged.
         url = sa.make_url(url).set(password=PASSWORD).render_as_string(hide_password=False)
     variables = {"LOG_FORMAT": "json", "API_TOKENS": TOKEN, "MIGRATE_ON_START": "false"}
+    variables |= {"DB_ECHO": "true"}
     with running_service(tmp_path, DATABASE_URL=url, **variables) as (base, output):
         auth = {"Authorization": f"Bearer {TOKEN}"}
         assert httpx.post(f"{base}/items/", json=ITEM, headers=auth).status_code == 201
@@ -214,6 +215,7 @@ def test_json_log_lines_name_their_request_and_never_a_secret(
     lines = [json.loads(line) for line in output[0].splitlines() if line.strip()]
     for line in lines:
         assert {"time", "level", "message", "request_id"} <= line.keys()
+    assert any(line["message"].startswith("INSERT INTO items") for line in lines)
     of_the_500 = [line for line in lines if line["request_id"] == "r-500"]
     assert [line["level"] for line in of_the_500] == ["ERROR", "INFO"]
     error, access = of_the_500

@@ -19,8 +19,9 @@ class PlainFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(levelname)s: %(name)s: %(message)s")
 
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802
+        # Before a traceback, which follows the message.
+        line = super().formatMessage(record)
         current = request_id.get()
         return line if current is None else f"{line} [{current}]"
 
@@ -87,5 +88,7 @@ def logging_config(log_format: str) -> dict[str, Any]:
             "uvicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
             # The middleware writes the access lines (`service.access`).
             "uvicorn.access": {"handlers": [], "propagate": False},
+            # With a handler of its own, SQLAlchemy adds none in its format for DB_ECHO.
+            "sqlalchemy.engine.Engine": {"handlers": ["stdout"], "propagate": False},
         },
     }

@@ -275,12 +275,13 @@ def _locked(lock_file: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def shared_directory() -> Callable[[], None]:
+def prepare_directory(workers: int) -> Callable[[], None]:
     """Make PROMETHEUS_MULTIPROC_DIR ready for the workers about to start, and
     return what cleans up after them.
 
-    Unset, a private temporary directory is made (and removed afterwards); set,
-    it is emptied, as the last run's values must not count in this one.
+    Set, it is emptied: the last run's values must not count in this one.
+    Unset, with several workers, a private temporary directory is made (and
+    removed afterwards); with one, the values stay in its memory.
     """
     given = os.environ.get(MULTIPROCESS_DIRECTORY)
     if given:
@@ -288,6 +289,8 @@ def shared_directory() -> Callable[[], None]:
         path.mkdir(parents=True, exist_ok=True)
         for stale in (*path.glob("*.db"), *path.glob("*.staging")):
             stale.unlink()
+        return lambda: None
+    if workers == 1:
         return lambda: None
     private = tempfile.TemporaryDirectory(prefix="items-service-metrics-")
     os.environ[MULTIPROCESS_DIRECTORY] = private.name

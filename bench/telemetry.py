@@ -13,6 +13,8 @@ Run from the repository root, e.g.
 """
 
 import argparse
+import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -27,6 +29,7 @@ from bench.databases import BACKENDS, fresh_database
 from bench.side_by_side import Target, measure, print_medians, seeded_values
 
 ENDPOINTS = ("get-one", "create")
+MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 WORKERS = (1, 2)
 MODES = {
     "off": {"METRICS": "false", "LOG_FORMAT": "plain"},
@@ -44,6 +47,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=5, help="seconds per server per round")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--restarts", type=int, default=200, help="workers come and gone before timing scrapes"
+    )
     args = parser.parse_args()
     endpoints = [e for e in wrk.ENDPOINTS if e.name in args.endpoint]
     logs = Path(tempfile.mkdtemp(prefix="items_bench_telemetry_"))
@@ -54,6 +60,7 @@ def main() -> None:
         f"-d{args.duration}s on each server in turn, {args.rounds} rounds; {args.items} seeded "
         "items. on: METRICS=true LOG_FORMAT=json; off: neither (the defaults). Cells: req/s."
     )
+    print_scrapes_after_restarts(args.restarts)
     for backend in args.backend:
         print(f"\n### {backend}")
         with ExitStack() as stack:
@@ -91,6 +98,59 @@ def print_on_off_ratios(rates: dict[str, list[float]]) -> None:
         on, off = rates[f"{workers}w on"], rates[f"{workers}w off"]
         ratio = statistics.median(a / b for a, b in zip(on, off, strict=True))
         print(f"| {workers} | {ratio:.3f} | {'yes' if ratio >= 1 - MOST_LOST else 'NO'} |")
+
+
+def print_scrapes_after_restarts(restarts: int) -> None:
+    """A scrape after `restarts` workers have served requests and died, as
+    prometheus-client reads their files and as the service does (their counts
+    merged at the first scrape after they died)."""
+    with tempfile.TemporaryDirectory(prefix="items_bench_scrapes_") as directory:
+        os.environ[MULTIPROCESS_DIRECTORY] = directory
+        # Spawned: a fresh interpreter imports prometheus-client in multiprocess mode.
+        context = multiprocessing.get_context("spawn")
+        # A process of its own for each task, which exits after it.
+        with context.Pool(2, maxtasksperchild=1) as pool:
+            pool.map(_serve_and_die, range(restarts), chunksize=1)
+            plain, retiring, retired = pool.apply(_time_scrapes)
+        del os.environ[MULTIPROCESS_DIRECTORY]
+    print(f"\n### GET /metrics after {restarts} workers came and went\n")
+    print("| scrape | ms |")
+    print("|---|---|")
+    print(f"| prometheus-client's MultiProcessCollector, every file kept | {plain:.1f} |")
+    print(f"| the service's, first scrape after they died (merging) | {retiring:.1f} |")
+    print(f"| the service's, the next scrapes (median of 20) | {retired:.1f} |")
+
+
+def _serve_and_die(_: int) -> None:
+    from service.telemetry.metrics import Metrics  # noqa: PLC0415
+
+    metrics = Metrics()
+    for n in range(200):
+        metrics.request_finished("GET", f"/route/{n % 20}", 200, 0.001 * (n % 7))
+
+
+def _time_scrapes() -> tuple[float, float, float]:
+    from prometheus_client import CollectorRegistry, generate_latest  # noqa: PLC0415
+    from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415
+
+    from service.telemetry.metrics import Metrics  # noqa: PLC0415
+
+    directory = Path(os.environ[MULTIPROCESS_DIRECTORY])
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, str(directory))
+    started = time.perf_counter()
+    generate_latest(registry)
+    plain = (time.perf_counter() - started) * 1000
+    service = Metrics()
+    started = time.perf_counter()
+    service.render()
+    retiring = (time.perf_counter() - started) * 1000
+    times = []
+    for _ in range(20):
+        started = time.perf_counter()
+        service.render()
+        times.append((time.perf_counter() - started) * 1000)
+    return plain, retiring, statistics.median(times)
 
 
 def print_scrape_times(targets: dict[str, Target]) -> None:

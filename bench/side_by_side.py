@@ -58,6 +58,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=6, help="seconds per server per round")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--baseline", type=Path, help="a checkout to run beside this one")
+    parser.add_argument(
+        "--tutorial",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the tutorial's way on each backend too",
+    )
     args = parser.parse_args()
     wanted = names if "all" in args.endpoint else args.endpoint
     endpoints = [e for e in ALL_ENDPOINTS if e.name in wanted]
@@ -82,8 +88,8 @@ def main() -> None:
                 for name, target in targets.items()
                 if not (endpoint.of_orders and name.endswith(" before"))
             }
-            rates, database_cpu = measure(endpoint, driven, args)
-            print_medians(rates, database_cpu)
+            rates, database_cpu, latencies = measure(endpoint, driven, args)
+            print_medians(rates, database_cpu, latencies)
 
 
 def start_targets(
@@ -110,8 +116,10 @@ def start_targets(
         server = stack.enter_context(servers.service(url, logs / f"{backend}.log"))
         values = seeded_values(url, args.items, orders=True)
         targets[backend] = (server, values, server_cpu(url))
-        tutorial = stack.enter_context(servers.tutorial(url, logs / f"{backend}_tutorial.log"))
-        targets[f"{backend} tutorial"] = (tutorial, values, server_cpu(url))
+        if args.tutorial:
+            log = logs / f"{backend}_tutorial.log"
+            tutorial = stack.enter_context(servers.tutorial(url, log))
+            targets[f"{backend} tutorial"] = (tutorial, values, server_cpu(url))
         if args.baseline is not None:
             url = stack.enter_context(fresh_database(backend))
             log = logs / f"{backend}_before.log"
@@ -123,19 +131,21 @@ def start_targets(
 
 def measure(
     endpoint: wrk.Endpoint, targets: dict[str, Target], args: argparse.Namespace
-) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[wrk.Result]]]:
     """Drive each target in turn, round after round; print each round."""
     print(f"\n### {endpoint.name}\n")
     print("| round | " + " | ".join(targets) + " |")
     print("|---|" + "---|" * len(targets))
     rates: dict[str, list[float]] = {name: [] for name in targets}
     database_cpu: dict[str, list[float]] = {name: [] for name in targets}
+    results: dict[str, list[wrk.Result]] = {name: [] for name in targets}
     for round_number in range(1, args.rounds + 1):
         idle = idle_cpu_rates(targets, args.duration)
         for name, (server, values, cpu) in targets.items():
             before, started = (cpu() if cpu else 0.0), time.monotonic()
             result, _ = wrk.run(server.base, endpoint, values, args.duration, args.connections)
             rates[name].append(result.requests_per_second)
+            results[name].append(result)
             if cpu and result.requests:
                 # Less what the server spends when no one asks it anything
                 # (autovacuum, checkpoints, statistics) over the same time.
@@ -147,7 +157,7 @@ def measure(
             for name in targets
         ]
         print(f"| {round_number} | " + " | ".join(cells) + " |", flush=True)
-    return rates, database_cpu
+    return rates, database_cpu, results
 
 
 def idle_cpu_rates(targets: dict[str, Target], seconds: float) -> dict[Callable[[], float], float]:
@@ -160,10 +170,17 @@ def idle_cpu_rates(targets: dict[str, Target], seconds: float) -> dict[Callable[
     return {cpu: (cpu() - before[cpu]) / elapsed for cpu in readers}
 
 
-def print_medians(rates: dict[str, list[float]], database_cpu: dict[str, list[float]]) -> None:
+def print_medians(
+    rates: dict[str, list[float]],
+    database_cpu: dict[str, list[float]],
+    results: dict[str, list[wrk.Result]],
+) -> None:
     print("\nMedians over the rounds, and the median of each round's ratios:\n")
-    print("| server | req/s | × floor a | × floor b | database CPU µs/req |")
-    print("|---|---|---|---|---|")
+    print(
+        "| server | req/s | × floor a | × floor b | database CPU µs/req "
+        "| p50 ms | p90 ms | p99 ms | p99.9 ms | p99 / p50 | errors |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     floors = "floor a" in rates and "floor b" in rates
     for name, values in rates.items():
         a_cell = b_cell = "-"
@@ -175,8 +192,17 @@ def print_medians(rates: dict[str, list[float]], database_cpu: dict[str, list[fl
             a_cell = f"{statistics.median(ratio for ratio, _ in in_rounds):.3f}"
             b_cell = f"{statistics.median(ratio for _, ratio in in_rounds):.3f}"
         cpu_cell = f"{statistics.median(database_cpu[name]):.0f}" if database_cpu[name] else "-"
-        median = statistics.median(values)
-        print(f"| {name} | {median:.0f} | {a_cell} | {b_cell} | {cpu_cell} |")
+        runs = results[name]
+        p50, p90, p99, p999 = (
+            statistics.median(getattr(run, field) for run in runs)
+            for field in ("p50_ms", "p90_ms", "p99_ms", "p999_ms")
+        )
+        fairness = statistics.median(run.p99_ms / run.p50_ms for run in runs if run.p50_ms)
+        errors = sum(run.non_2xx + run.socket_errors for run in runs)
+        print(
+            f"| {name} | {statistics.median(values):.0f} | {a_cell} | {b_cell} | {cpu_cell} "
+            f"| {p50:.1f} | {p90:.1f} | {p99:.1f} | {p999:.1f} | {fairness:.1f} | {errors} |"
+        )
 
 
 def seeded_values(url: str, items: int, *, orders: bool) -> dict[str, str]:

@@ -66,8 +66,8 @@ def main() -> None:
         with ExitStack() as stack:
             targets = start_targets(stack, backend, args, logs)
             for endpoint in endpoints:
-                rates, database_cpu = measure(endpoint, targets, args)
-                print_medians(rates, database_cpu)
+                rates, database_cpu, results = measure(endpoint, targets, args)
+                print_medians(rates, database_cpu, results)
                 print_on_off_ratios(rates)
             print_scrape_times(targets)
 

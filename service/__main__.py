@@ -116,6 +116,7 @@ def serve() -> None:
             factory=True,
             # uvloop, taking every pending connection at once (service/serving.py).
             loop="service.serving:new_event_loop",
+            http="service.serving:TimedHttpToolsProtocol",
             host=settings.host,
             port=settings.port,
             workers=settings.web_concurrency,
@@ -160,7 +161,7 @@ def pin_to_one_cpu() -> None:
 
     Only one thread at a time runs Python, and the event loop hands the GIL
     to a worker thread and back several times per request; between two CPUs
-    each hand-over wakes the other one (docs/performance.md has the figures).
+    each hand-over wakes the other one (bench/results.md has the figures).
 
     Called before uvicorn starts, while this is the only thread: every
     thread started later inherits it. With several worker processes nothing

@@ -19,6 +19,7 @@ from service.items.routes import items_router
 from service.migrations import Revisions, upgrade_to_head
 from service.orders import repository as orders
 from service.orders.routes import orders_router
+from service.overload import MaxQueueTime
 from service.settings import Settings, load_settings
 from service.telemetry.middleware import Telemetry
 
@@ -72,6 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, max_body_size=MAX_BODY_BYTES)
+    if settings.max_queue_seconds is not None:
+        # Before the rest: a request refused for its wait costs the least.
+        app.add_middleware(MaxQueueTime, seconds=settings.max_queue_seconds)
     allow_origins(app, settings.cors_origins)
     # Last, so that it is outermost of them: it times and names every answer.
     app.add_middleware(Telemetry, access_log=settings.access_log, metrics=metrics)

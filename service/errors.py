@@ -24,6 +24,7 @@ from starlette import routing
 from service.db.backends import ErrorKind
 from service.db.errors import ConstraintViolated, RowNotFound
 from service.migrations import Revisions, current_revision
+from service.overload import Overloaded, overloaded
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ def add_error_handlers(app: FastAPI, answers: ConstraintAnswers) -> None:
     app.add_exception_handler(exc.DBAPIError, _database_error)
     # No connection came free within DB_POOL_TIMEOUT.
     app.add_exception_handler(exc.TimeoutError, _unavailable)
+    # The request waited past MAX_QUEUE_SECONDS for a worker thread.
+    app.add_exception_handler(Overloaded, _overloaded)
 
 
 def _answer(answer: Answer, values: dict[str, Any]) -> JSONResponse:
@@ -112,7 +115,7 @@ async def _database_error(request: Request, error: Exception) -> JSONResponse:
         revisions: Revisions = request.app.state.revisions
         try:
             problem = await database.run(schema_problem, revisions)
-        except exc.DBAPIError:
+        except (exc.DBAPIError, Overloaded):
             return await _unavailable(request, error)
         if problem is None:  # migrated meanwhile
             return await _unavailable(request, error)
@@ -125,6 +128,10 @@ def schema_problem(engine: Engine, revisions: Revisions) -> str | None:
     """Why this release cannot serve the schema; None if it can."""
     with engine.connect() as connection:
         return revisions.problem(connection, current_revision(connection))
+
+
+async def _overloaded(request: Request, error: Exception) -> JSONResponse:
+    return overloaded()
 
 
 async def _unavailable(request: Request, error: Exception) -> JSONResponse:

@@ -1,4 +1,8 @@
-"""The event loop the service runs on: uvloop, taking every pending connection at once.
+"""The event loop and HTTP protocol the service runs on.
+
+The loop is uvloop, taking every pending connection at once; the protocol is
+uvicorn's httptools one, noting when each request's bytes were read
+(`scope["state"]["arrived_at"]`, for MAX_QUEUE_SECONDS: `service.overload`).
 
 libuv, under uvloop, accepts one pending connection per turn of the loop.
 Under load a turn runs the callbacks of every request in flight, so a burst
@@ -12,13 +16,30 @@ own loop does), each then served by uvloop as any other. Without uvloop
 
 import asyncio
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 try:
     import uvloop
 except ImportError:  # pragma: no cover - uvloop is installed wherever it builds
     uvloop = None  # type: ignore[assignment]
+
+
+class TimedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's protocol, with each request's arrival: when its bytes were read."""
+
+    received_at = 0.0
+
+    def data_received(self, data: bytes) -> None:
+        self.received_at = time.monotonic()
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope["state"]["arrived_at"] = self.received_at
 
 
 class AcceptingServer:

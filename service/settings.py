@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     api_tokens_for_reads: bool = False
     # Writes answered 503 (with Retry-After), reads served: while the database moves.
     read_only: bool = False
+    # A request that waited this long before its work started is answered 503
+    # with Retry-After (off when unset).
+    max_queue_seconds: float | None = Field(default=None, gt=0)
     # Origins whose pages may call the API from a browser, comma-separated; none by default.
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
 

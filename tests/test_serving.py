@@ -1,8 +1,18 @@
-"""The loop the service runs on takes a burst of new connections at once."""
+"""The loop the service runs on takes a burst of new connections at once, and
+requests that waited past MAX_QUEUE_SECONDS are refused before any of their work."""
 
 import asyncio
+import json
 import socket
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 
+import httpx2 as httpx
+import pytest
+
+from servers import running_service
 from service import serving
 
 BURST = 200
@@ -37,3 +47,70 @@ def test_every_pending_connection_is_taken_in_one_turn_of_the_loop() -> None:
         assert loop.run_until_complete(burst()) == BURST
     finally:
         loop.close()
+
+
+def answers_to_a_burst(base: str, requests: list[bytes]) -> list[tuple[int, dict[str, str], str]]:
+    """Open a connection per request, then send every request at once: the
+    status, headers and body of each answer."""
+    host, port = base.removeprefix("http://").split(":")
+    clients = [socket.create_connection((host, int(port)), timeout=60) for _ in requests]
+    for client, request in zip(clients, requests, strict=True):
+        client.sendall(request)
+    answers = []
+    for client in clients:
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+        client.close()
+        head, _, body = received.decode().partition("\r\n\r\n")
+        status_line, *header_lines = head.split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in header_lines)
+        answers.append((int(status_line.split()[1]), headers, body))
+    return answers
+
+
+def request(method: str, path: str, body: str = "") -> bytes:
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body.encode())}\r\n\r\n{body}"
+    ).encode()
+
+
+@pytest.mark.parametrize("bound", [None, "0.01"])
+def test_requests_that_waited_past_the_bound_are_refused_and_nothing_of_them_is_done(
+    tmp_path: Path, empty_database: str, bound: str | None
+) -> None:
+    variables = {"MAX_QUEUE_SECONDS": bound} if bound else {}
+    creates = [request("POST", "/items/", json.dumps({"name": f"Burst {n}", "price": 1}))
+               for n in range(BURST // 2)]  # fmt: skip
+    lists = [request("GET", "/items/?limit=100") for _ in range(BURST // 2)]
+    with running_service(tmp_path, DATABASE_URL=empty_database, **variables) as (base, _):
+        answers = answers_to_a_burst(
+            base, [r for pair in zip(creates, lists, strict=True) for r in pair]
+        )
+        statuses = Counter(status for status, _, _ in answers)
+        refused = [(headers, body) for status, headers, body in answers if status == 503]
+        if bound is None:
+            assert statuses == {201: BURST // 2, 200: BURST // 2}
+        else:
+            assert set(statuses) <= {200, 201, 503} and statuses[503] > 0, statuses
+            for headers, body in refused:
+                assert headers["retry-after"] == "1"
+                assert json.loads(body) == {"detail": "The service is busy: retry after a second"}
+        # Every create acknowledged is there, and only those: a refused one did nothing.
+        listed = served(lambda: httpx.get(f"{base}/items/", params={"limit": 1000}))
+        assert len(listed.json()) == statuses[201]
+        # Alone, a request waits for nothing: served (on a busy machine, after a
+        # refusal or two when the service's process was not scheduled in time).
+        served(lambda: httpx.post(f"{base}/items/", json={"name": "calm", "price": 1}))
+
+
+def served(send: Callable[[], httpx.Response]) -> httpx.Response:
+    """The answer to `send()`, sent again while it is a 503 (at most ten times)."""
+    for _ in range(10):
+        response = send()
+        if response.status_code != 503:
+            assert response.status_code in (200, 201), response.text
+            return response
+        time.sleep(0.2)
+    raise AssertionError(f"refused ten times: {response.text}")

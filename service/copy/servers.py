@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from service.copy.tables import Column, Form, Row, Table
 from service.db.backends import Backend, Kind
+from service.db.backends.mysql import is_galera_node
 from service.db.engine import engine_for
 
 # Rows fetched from a server-side cursor at a time.
@@ -107,6 +108,11 @@ class Server(ABC):
     @abstractmethod
     def id_counter(self, connection: Connection, table: Table) -> int:
         """The highest id the table's counter has handed out (0: none)."""
+
+    def counters_per_node(self, connection: Connection) -> bool:
+        """Whether each node of the cluster hands out ids of its own (Galera:
+        its counters are rounded up to the node's `auto_increment_offset`)."""
+        return False
 
     # Writing.
 
@@ -357,6 +363,10 @@ class MySQLServer(Server):
             definition = cursor.fetchone()[1]
         found = re.search(r"AUTO_INCREMENT=(\d+)", definition)
         return int(found[1]) - 1 if found else 0
+
+    def counters_per_node(self, connection: Connection) -> bool:
+        with closing(connection.cursor()) as cursor:
+            return is_galera_node(cursor)
 
     def write(self, connection: Connection, table: Table, rows: Sequence[Row]) -> None:
         # mysqlclient sends executemany's rows as multi-row INSERT statements.

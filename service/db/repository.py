@@ -23,7 +23,8 @@ from sqlalchemy.exc import DBAPIError
 from service.db.backends import Capabilities, ErrorKind
 from service.db.errors import ConstraintViolated, RowNotFound, violation
 from service.db.runtime import Database
-from service.db.search import SCAN, Plan, SubstringIndex, SubstringSearch
+from service.db.search import SubstringIndex, SubstringSearch
+from service.db.search_plans import SCAN, Plan
 from service.db.types import read_form
 
 # Ids are 32-bit on every backend; a larger one cannot exist.

@@ -15,6 +15,7 @@ from service.db.batched_reads import BatchedReads
 from service.db.engine import engine_for
 from service.db.group_commit import GroupCommitWriter
 from service.db.observer import NO_OBSERVER, Observer, RetryReason
+from service.overload import deadline, refuse_if_past
 from service.settings import Settings
 
 # How often a retryable call is tried in all, and the pauses between tries: at
@@ -53,16 +54,19 @@ class Database:
         self._batched_reads: dict[object, BatchedReads[Any, Any]] = {}
 
     async def run(self, call: Callable[[Engine, *Args], T], *args: *Args) -> T:
-        """`call(engine, *args)` on a worker thread."""
-        return await self._retrying(self._start, call, *args)
+        """`call(engine, *args)` on a worker thread: refused (`Overloaded`) if
+        the request has waited for one past MAX_QUEUE_SECONDS."""
+        return await self._retrying(self._start, _unless_past, deadline(), call, *args)
 
     async def write(self, call: Callable[[Connection, *Args], T], *args: *Args) -> T:
         """`call(connection, *args)`, a write: on the writer thread, committed
         with the other writes of the moment, where the backend has one; else on
         a worker thread, each statement committed as it runs."""
+        when = deadline()
         if self._writer is not None:
+            refuse_if_past(when)
             return await self._writer.write(call, *args)
-        return await self._retrying(self._start, _on_connection, call, *args)
+        return await self._retrying(self._start, _unless_past, when, _on_connection, call, *args)
 
     async def _retrying(self, start: Callable[..., asyncio.Future[T]], *call_and_args: Any) -> T:
         """Start the call again, after a short random pause, when the server said
@@ -140,6 +144,13 @@ class Database:
         if self._writer is not None:
             self._writer.close()
         self.engine.dispose()
+
+
+def _unless_past(
+    engine: Engine, when: float | None, call: Callable[[Engine, *Args], T], *args: *Args
+) -> T:
+    refuse_if_past(when)
+    return call(engine, *args)
 
 
 def _on_connection(engine: Engine, call: Callable[[Connection, *Args], T], *args: *Args) -> T:

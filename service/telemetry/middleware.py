@@ -40,7 +40,8 @@ class Telemetry:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        # From when its bytes were read (`service.serving`), waits for the loop included.
+        started = scope.get("state", {}).get("arrived_at") or time.monotonic()
         given = next((v for k, v in scope["headers"] if k == REQUEST_ID_HEADER), None)
         if given is not None and SANE_REQUEST_ID.fullmatch(given):
             id_bytes = given
@@ -63,7 +64,7 @@ class Telemetry:
             recorded = True
             if metrics is not None:
                 route = getattr(scope.get("route"), "path_format", UNMATCHED)
-                metrics.request_finished(method, route, status, time.perf_counter() - started)
+                metrics.request_finished(method, route, status, time.monotonic() - started)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
@@ -101,7 +102,7 @@ class Telemetry:
 
     def _log(self, scope: Scope, status: int, started: float) -> None:
         route = getattr(scope.get("route"), "path_format", UNMATCHED)
-        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        duration_ms = round((time.monotonic() - started) * 1000, 3)
         client = scope.get("client")
         where = f"{client[0]}:{client[1]}" if client else "-"
         path = scope.get("root_path", "") + scope["path"]

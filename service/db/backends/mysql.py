@@ -130,7 +130,7 @@ class MySQL(NetworkBackend):
             # unique keys are checked against the rows the node has.
             cursor = dbapi_connection.cursor()
             try:
-                if _is_galera_node(cursor):
+                if is_galera_node(cursor):
                     cursor.execute(f"SET SESSION wsrep_sync_wait = {CAUSALITY_CHECKS}")
             finally:
                 cursor.close()
@@ -140,7 +140,7 @@ class MySQL(NetworkBackend):
         with engine.connect() as connection:
             cursor = connection.connection.cursor()
             try:
-                galera = _is_galera_node(cursor)
+                galera = is_galera_node(cursor)
             finally:
                 cursor.close()
             if galera:
@@ -170,7 +170,7 @@ class MySQL(NetworkBackend):
         return "mariadb" if getattr(connection.dialect, "is_mariadb", False) else "mysql"
 
 
-def _is_galera_node(cursor: Any) -> bool:
+def is_galera_node(cursor: Any) -> bool:
     # MySQL has no wsrep_on at all; MariaDB without Galera has it OFF.
     cursor.execute("SHOW VARIABLES LIKE 'wsrep_on'")
     row = cursor.fetchone()

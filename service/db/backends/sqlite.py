@@ -95,7 +95,7 @@ class SQLite(Backend):
 class SQLiteFile(SQLite):
     # SQLite works inside this process, and its driver lets go of the GIL for
     # every row it steps through and takes it back: with many threads they
-    # queue for it row by row. Two served lists of 100 best (docs/performance.md).
+    # queue for it row by row. Two served lists of 100 best (bench/results.md).
     default_pool_size = 2
 
     @property

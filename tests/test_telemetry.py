@@ -168,6 +168,15 @@ def breaking(database_url: str, client: TestClient) -> Iterator[TestClient]:
         yield breaking
 
 
+def test_methods_no_one_knows_are_counted_as_one(database_url: str, client: TestClient) -> None:
+    settings = settings_for(database_url, metrics=True, migrate_on_start=False)
+    with TestClient(create_app(settings)) as metered:
+        for method in ("BREW", "WHEN", "GET"):
+            metered.request(method, "/items/")
+        counts = requests(parsed(metered.get("/metrics").text))
+    assert counts == {("_OTHER", "/items/", 405): 2, ("GET", "/items/", 200): 1}
+
+
 def test_a_500_carries_its_request_id_and_is_counted(breaking: TestClient) -> None:
     response = breaking.get("/broken", headers={"X-Request-ID": "bug-42"})
     assert response.status_code == 500
@@ -312,7 +321,8 @@ def test_two_workers_one_killed_and_replaced_counts_stay_right(
     tmp_path: Path, empty_database: str
 ) -> None:
     variables = {"DATABASE_URL": empty_database, "METRICS": "true", "WEB_CONCURRENCY": "2"}
-    with running_service(tmp_path, **variables) as (base, _):
+    variables |= {"LOG_FORMAT": "json"}
+    with running_service(tmp_path, **variables) as (base, output):
         port = int(base.rsplit(":", 1)[1])
         workers = until(lambda: two_workers(port))
         for _ in range(20):  # a connection each: both workers serve some
@@ -338,6 +348,10 @@ def test_two_workers_one_killed_and_replaced_counts_stay_right(
             assert value(samples, active, http_request_method="POST") == len(survivors)
         for client in in_flight:
             client.close()
+    # The supervisor's lines and each worker's, the killed one's replacement included.
+    lines = [json.loads(line) for line in output[0].splitlines()]
+    started = [line for line in lines if line["message"].startswith("Started server process")]
+    assert len(started) == 3
 
 
 def test_a_pool_timeout_is_counted_and_answered_503(database_url: str, client: TestClient) -> None:

@@ -24,6 +24,11 @@ SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 # The route label of a request that matched no route: never the raw path.
 UNMATCHED = "unmatched"
 SERVER_ERROR_BODY = b'{"detail":"Internal Server Error"}'
+# Methods outside these are one label, `_OTHER`, as OpenTelemetry has it: a
+# client could otherwise make a new series with every request.
+KNOWN_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
+)
 
 
 class Telemetry:
@@ -52,7 +57,7 @@ class Telemetry:
         # Never reset: uvicorn logs an error the app raised after the middleware
         # has returned, in the same task, and each request has a task of its own.
         request_id.set(current)
-        method: str = scope["method"]
+        method: str = scope["method"] if scope["method"] in KNOWN_METHODS else "_OTHER"
         status = 500
         response_started = recorded = False
         metrics = self.metrics

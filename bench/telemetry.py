@@ -5,7 +5,8 @@ two, each with `METRICS=true LOG_FORMAT=json` ("on") and with both off (plain
 logs, no metrics: the defaults). Every server writes its access lines to a
 file, as in production. wrk drives each in turn, round after round, as
 `bench.side_by_side` does; printed last, per worker count, the median of each
-round's on / off ratio, which must stay above 0.97. A scrape of each "on"
+round's on / off ratio, which must stay above 0.97, and of the service's CPU
+time per request, on / off, which this machine's load moves far less. A scrape of each "on"
 service after the load is timed too: its time must not grow with the requests
 served.
 Run from the repository root, e.g.
@@ -13,6 +14,7 @@ Run from the repository root, e.g.
 """
 
 import argparse
+import functools
 import multiprocessing
 import os
 import statistics
@@ -58,7 +60,9 @@ def main() -> None:
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; wrk -t2 -c{args.connections} "
         f"-d{args.duration}s on each server in turn, {args.rounds} rounds; {args.items} seeded "
-        "items. on: METRICS=true LOG_FORMAT=json; off: neither (the defaults). Cells: req/s."
+        "items. on: METRICS=true LOG_FORMAT=json; off: neither (the defaults). Cells: req/s "
+        "[the service's CPU µs per request: its processes' CPU time over the run, less what "
+        "they spent idle over as long, / requests; SQLite's work included, not a server's]."
     )
     print_scrapes_after_restarts(args.restarts)
     for backend in args.backend:
@@ -68,7 +72,7 @@ def main() -> None:
             for endpoint in endpoints:
                 rates, database_cpu, results = measure(endpoint, targets, args)
                 print_medians(rates, database_cpu, results)
-                print_on_off_ratios(rates)
+                print_on_off_ratios(rates, database_cpu)
             print_scrape_times(targets)
 
 
@@ -86,18 +90,23 @@ def start_targets(
             server = stack.enter_context(servers.service(url, log, **variables))
             if not values:  # seeded once, after the first service has migrated it
                 values = seeded_values(url, args.items, orders=False)
-            targets[name] = (server, values, None)
+            # The service's own CPU time (its workers' included) in the CPU column:
+            # it moves far less with the machine's load than requests per second.
+            cpu = functools.partial(servers.process_tree_cpu_seconds, server.pid)
+            targets[name] = (server, values, cpu)
     return targets
 
 
-def print_on_off_ratios(rates: dict[str, list[float]]) -> None:
+def print_on_off_ratios(rates: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
     print("\non / off, the median of each round's ratio:\n")
-    print("| workers | req/s, on / off | within 3% |")
-    print("|---|---|---|")
+    print("| workers | req/s, on / off | within 3% | service CPU per request, on / off |")
+    print("|---|---|---|---|")
     for workers in WORKERS:
-        on, off = rates[f"{workers}w on"], rates[f"{workers}w off"]
-        ratio = statistics.median(a / b for a, b in zip(on, off, strict=True))
-        print(f"| {workers} | {ratio:.3f} | {'yes' if ratio >= 1 - MOST_LOST else 'NO'} |")
+        on, off = f"{workers}w on", f"{workers}w off"
+        ratio = statistics.median(a / b for a, b in zip(rates[on], rates[off], strict=True))
+        cost = statistics.median(a / b for a, b in zip(cpu[on], cpu[off], strict=True))
+        within = "yes" if ratio >= 1 - MOST_LOST else "NO"
+        print(f"| {workers} | {ratio:.3f} | {within} | {cost:.3f} |")
 
 
 def print_scrapes_after_restarts(restarts: int) -> None:

@@ -6,7 +6,9 @@ logs, no metrics: the defaults). Every server writes its access lines to a
 file, as in production. wrk drives each in turn, round after round, as
 `bench.side_by_side` does; printed last, per worker count, the median of each
 round's on / off ratio, which must stay above 0.97, and of the service's CPU
-time per request, on / off, which this machine's load moves far less. A scrape of each "on"
+time per request, on / off, which this machine's load moves far less. Before
+them, the middleware alone: CPU µs per request in a process of its own,
+without a server or a database. A scrape of each "on"
 service after the load is timed too: its time must not grow with the requests
 served.
 Run from the repository root, e.g.
@@ -67,6 +69,7 @@ def main() -> None:
         "[the service's CPU µs per request: its processes' CPU time over the run, less what "
         "they spent idle over as long, / requests; SQLite's work included, not a server's]."
     )
+    print_middleware_cost()
     print_scrapes_after_restarts(args.restarts)
     for backend in args.backend:
         print(f"\n### {backend}")
@@ -114,6 +117,68 @@ def print_on_off_ratios(rates: dict[str, list[float]], cpu: dict[str, list[float
         cost = statistics.median(a / b for a, b in zip(cpu[on], cpu[off], strict=True))
         within = "yes" if ratio >= 1 - MOST_LOST else "NO"
         print(f"| {workers} | {ratio:.3f} | {within} | {cost:.3f} |")
+
+
+def print_middleware_cost() -> None:
+    """What the middleware costs a request in this process, without a server or
+    a database: CPU µs per request through it around an app that answers at
+    once, with metrics and JSON logs off, on (one worker), and on with the
+    values in files (several workers). The machine's load moves it far less
+    than requests per second."""
+    with tempfile.TemporaryDirectory(prefix="items_bench_middleware_") as directory:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(1, maxtasksperchild=1) as pool:
+            off = pool.apply(_middleware_cost, (False, None))
+            on = pool.apply(_middleware_cost, (True, None))
+        os.environ[MULTIPROCESS_DIRECTORY] = directory
+        with context.Pool(1, maxtasksperchild=1) as pool:
+            files = pool.apply(_middleware_cost, (True, directory))
+        del os.environ[MULTIPROCESS_DIRECTORY]
+    print("\n### The middleware alone: CPU µs per request, best of 5 runs of 20,000\n")
+    print("| off | on, one worker | on, several workers (values in files) |")
+    print("|---|---|---|")
+    print(f"| {off:.1f} | {on:.1f} (+{on - off:.1f}) | {files:.1f} (+{files - off:.1f}) |")
+
+
+def _middleware_cost(on: bool, directory: str | None) -> float:
+    import asyncio  # noqa: PLC0415
+    import logging  # noqa: PLC0415
+
+    from service.telemetry.logs import FORMATTERS  # noqa: PLC0415
+    from service.telemetry.metrics import Metrics  # noqa: PLC0415
+    from service.telemetry.middleware import Telemetry  # noqa: PLC0415
+
+    handler = logging.FileHandler(os.devnull)
+    handler.setFormatter(FORMATTERS["json" if on else "plain"]())
+    logging.getLogger().handlers = [handler]
+    logging.getLogger().setLevel(logging.INFO)
+    route = type("Route", (), {"path_format": "/items/{item_id}"})()
+
+    async def app(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+        scope["route"] = route
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"{}"})  # type: ignore[operator]
+
+    async def send(message: object) -> None:
+        pass
+
+    middleware = Telemetry(app, access_log=True, metrics=Metrics() if on else None)
+
+    async def run(times: int) -> None:
+        for n in range(times):
+            scope = {
+                "type": "http", "method": "GET", "path": f"/items/{n}", "query_string": b"",
+                "headers": [(b"host", b"test")], "client": ("127.0.0.1", 5000),
+                "http_version": "1.1", "state": {},
+            }  # fmt: skip
+            await middleware(scope, None, send)  # type: ignore[arg-type]
+
+    best = float("inf")
+    for _ in range(5):
+        started = time.process_time()
+        asyncio.run(run(20_000))
+        best = min(best, (time.process_time() - started) / 20_000 * 1e6)
+    return best
 
 
 def print_scrapes_after_restarts(restarts: int) -> None:

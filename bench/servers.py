@@ -101,9 +101,12 @@ def serve(
                 process.wait()
 
 
-def service(database_url: str, log: Path, root: Path = ROOT) -> AbstractContextManager[Server]:
-    """`python -m service` as users run it: migrating on start, one worker; the
-    service of the checkout at `root` (another version of it, to compare with)."""
+def service(
+    database_url: str, log: Path, root: Path = ROOT, **variables: str
+) -> AbstractContextManager[Server]:
+    """`python -m service` as users run it: migrating on start, one worker unless
+    `variables` say otherwise; the service of the checkout at `root` (another
+    version of it, to compare with)."""
     port = free_port()
     env = {
         "DATABASE_URL": database_url,
@@ -113,7 +116,7 @@ def service(database_url: str, log: Path, root: Path = ROOT) -> AbstractContextM
         "WEB_CONCURRENCY": "1",
         # Ahead of the installed package, so that `root`'s own code runs.
         "PYTHONPATH": str(root),
-    }
+    } | variables
     return serve([sys.executable, "-m", "service"], env, port, log, root)
 
 

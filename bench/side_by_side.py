@@ -181,13 +181,16 @@ def print_medians(
         "| p50 ms | p90 ms | p99 ms | p99.9 ms | p99 / p50 | errors |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
+    floors = "floor a" in rates and "floor b" in rates
     for name, values in rates.items():
-        in_rounds = [
-            (value / rates["floor a"][i], value / rates["floor b"][i])
-            for i, value in enumerate(values)
-        ]
-        a = statistics.median(ratio for ratio, _ in in_rounds)
-        b = statistics.median(ratio for _, ratio in in_rounds)
+        a_cell = b_cell = "-"
+        if floors:
+            in_rounds = [
+                (value / rates["floor a"][i], value / rates["floor b"][i])
+                for i, value in enumerate(values)
+            ]
+            a_cell = f"{statistics.median(ratio for ratio, _ in in_rounds):.3f}"
+            b_cell = f"{statistics.median(ratio for _, ratio in in_rounds):.3f}"
         cpu_cell = f"{statistics.median(database_cpu[name]):.0f}" if database_cpu[name] else "-"
         runs = results[name]
         p50, p90, p99, p999 = (
@@ -197,7 +200,7 @@ def print_medians(
         fairness = statistics.median(run.p99_ms / run.p50_ms for run in runs if run.p50_ms)
         errors = sum(run.non_2xx + run.socket_errors for run in runs)
         print(
-            f"| {name} | {statistics.median(values):.0f} | {a:.3f} | {b:.3f} | {cpu_cell} "
+            f"| {name} | {statistics.median(values):.0f} | {a_cell} | {b_cell} | {cpu_cell} "
             f"| {p50:.1f} | {p90:.1f} | {p99:.1f} | {p999:.1f} | {fairness:.1f} | {errors} |"
         )
 
@@ -216,8 +219,9 @@ def seeded_values(url: str, items: int, *, orders: bool) -> dict[str, str]:
 
 
 def this_round_ratios(rates: dict[str, list[float]], name: str) -> str:
-    """The latest round's ratios of a service to both floors, as ` (1.10 a, 0.80 b)`."""
-    if name.startswith("floor"):
+    """The latest round's ratios of a service to both floors, as ` (1.10 a, 0.80 b)`;
+    nothing where the floors are not driven."""
+    if name.startswith("floor") or "floor a" not in rates or "floor b" not in rates:
         return ""
     value = rates[name][-1]
     return f" ({value / rates['floor a'][-1]:.2f} a, {value / rates['floor b'][-1]:.2f} b)"

@@ -7,8 +7,10 @@ another (service/copy/).
 
 import argparse
 import logging
+import logging.config
 import os
 import sys
+from contextlib import ExitStack
 from importlib.metadata import version
 
 import uvicorn
@@ -22,6 +24,7 @@ from service.db.engine import engine_for
 from service.db.urls import DatabaseURLError, parse_database_url, safe_url
 from service.migrations import SchemaAhead, upgrade_to_head
 from service.settings import SettingsError, load_settings
+from service.telemetry.logs import logging_config
 
 logger = logging.getLogger("service")
 
@@ -81,8 +84,9 @@ class CannotStart(Exception):
 
 
 def serve() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
     settings = load_settings()
+    log_config = logging_config(settings.log_format)
+    logging.config.dictConfig(log_config)
     try:
         url = parse_database_url(settings.database_url.get_secret_value())
         access(settings)
@@ -101,17 +105,25 @@ def serve() -> None:
         logger.warning("READ_ONLY is set: writes are answered 503 with Retry-After")
     if settings.web_concurrency == 1:
         pin_to_one_cpu()
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        # uvloop, taking every pending connection at once (service/serving.py).
-        loop="service.serving:new_event_loop",
-        http="service.serving:TimedHttpToolsProtocol",
-        host=settings.host,
-        port=settings.port,
-        workers=settings.web_concurrency,
-        access_log=settings.access_log,
-    )
+    with ExitStack() as stack:
+        if settings.metrics:
+            from service.telemetry.metrics import prepare_directory  # noqa: PLC0415
+
+            # Before the workers start: they find it in their environment.
+            stack.callback(prepare_directory(settings.web_concurrency))
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            # uvloop, taking every pending connection at once (service/serving.py).
+            loop="service.serving:new_event_loop",
+            http="service.serving:TimedHttpToolsProtocol",
+            host=settings.host,
+            port=settings.port,
+            workers=settings.web_concurrency,
+            # Every worker logs as this one does; the access lines are the service's own.
+            log_config=log_config,
+            access_log=False,
+        )
 
 
 def ready_to_serve(backend: Backend) -> None:

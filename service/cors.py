@@ -9,9 +9,10 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 ALLOWED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-ALLOWED_HEADERS = ["Authorization", "Content-Type"]
-# The headers a page may read besides the plain ones: where a new row is, the next page.
-EXPOSED_HEADERS = ["Location", "Link", "Retry-After"]
+ALLOWED_HEADERS = ["Authorization", "Content-Type", "X-Request-ID"]
+# The headers a page may read besides the plain ones: where a new row is, the next
+# page, when to retry, the id to quote in a bug report.
+EXPOSED_HEADERS = ["Location", "Link", "Retry-After", "X-Request-ID"]
 # How long a browser may keep a preflight's answer.
 PREFLIGHT_MAX_AGE_SECONDS = 600
 

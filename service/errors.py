@@ -119,6 +119,7 @@ async def _database_error(request: Request, error: Exception) -> JSONResponse:
             return await _unavailable(request, error)
         if problem is None:  # migrated meanwhile
             return await _unavailable(request, error)
+        database.observer.answered_unavailable("schema")
         return schema_not_served(problem)
     return _bug(request, error)
 
@@ -137,6 +138,10 @@ async def _unavailable(request: Request, error: Exception) -> JSONResponse:
     # The error's text can hold SQL and parameters: log only its kind and code.
     cause = getattr(error, "orig", None) or error
     code = _server_code(cause)
+    timed_out = isinstance(error, exc.TimeoutError)
+    request.app.state.database.observer.answered_unavailable(
+        "pool_timeout" if timed_out else "database_unavailable"
+    )
     logger.warning(
         "Database unavailable on %s %s: %s%s",
         request.method,

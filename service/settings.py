@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     web_concurrency: int = Field(default=1, ge=1)
     access_log: bool = True
+    # Log lines as JSON objects, one a line, for a log store; plain for a terminal.
+    log_format: Literal["plain", "json"] = "plain"
+    # GET /metrics in Prometheus' text format (service/telemetry/).
+    metrics: bool = False
     db_pool_size: int | None = Field(default=None, ge=1)
     db_max_overflow: int | None = Field(default=None, ge=0)
     db_pool_timeout: float | None = Field(default=None, gt=0)

@@ -7,6 +7,8 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.engine import Engine
 
+from service.db.observer import NO_OBSERVER, Observer
+
 K = TypeVar("K")
 V = TypeVar("V")
 # Starts `read_many(engine, keys)` and returns its future.
@@ -29,10 +31,14 @@ class BatchedReads(Generic[K, V]):
     """
 
     def __init__(
-        self, start: Start[K, V], read_many: Callable[[Engine, list[K]], dict[K, V]]
+        self,
+        start: Start[K, V],
+        read_many: Callable[[Engine, list[K]], dict[K, V]],
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         self._start = start
         self._read_many = read_many
+        self._observer = observer
         self._waiting: dict[K, list[asyncio.Future[V | None]]] = {}
 
     async def get(self, key: K) -> V | None:
@@ -50,6 +56,7 @@ class BatchedReads(Generic[K, V]):
     def _read_waiting(self) -> None:
         batch, self._waiting = self._waiting, {}
         if batch:
+            self._observer.read_batch(len(batch))
             found = self._start(self._read_many, list(batch))
             found.add_done_callback(functools.partial(_answer, batch))
 

@@ -4,6 +4,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from service.db.backends import Backend, backend_for
+from service.db.observed_pool import observed_pool_class
+from service.db.observer import Observer
 from service.db.urls import DatabaseURLError
 from service.settings import Settings
 
@@ -12,7 +14,9 @@ def create_engine(url: URL, settings: Settings, *, autocommit: bool = False) -> 
     return engine_for(backend_for(url, settings), autocommit=autocommit)
 
 
-def engine_for(backend: Backend, *, autocommit: bool = False) -> Engine:
+def engine_for(
+    backend: Backend, *, autocommit: bool = False, observer: Observer | None = None
+) -> Engine:
     """The engine for `backend`.
 
     `autocommit=True` is for the service, whose every write is one statement:
@@ -29,6 +33,8 @@ def engine_for(backend: Backend, *, autocommit: bool = False) -> Engine:
             "pool_reset_on_return": None,
             "skip_autocommit_rollback": True,
         }
+    if observer is not None and "pool_size" in options:
+        options["poolclass"] = observed_pool_class(observer)
     try:
         engine = sa.create_engine(backend.url, echo=backend.settings.db_echo, **options)
     except ImportError:

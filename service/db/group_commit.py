@@ -13,23 +13,30 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar, TypeVarTuple
 
 from sqlalchemy.engine import Connection, Engine
 
+from service.db.observer import NO_OBSERVER, Observer
+
 T = TypeVar("T")
 Args = TypeVarTuple("Args")
 
-# A write waiting for the writer thread: where to answer, and what to run.
-_Write = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]
+# A write waiting for the writer thread: where to answer, what to run, and
+# since when it waits (time.perf_counter).
+_Write = tuple[
+    asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[..., Any], tuple[Any, ...], float
+]
 
 
 class GroupCommitWriter:
     """One thread that runs writes, `call(connection, *args)`, in groups, one transaction each."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, observer: Observer = NO_OBSERVER) -> None:
         self.engine = engine
+        self._observer = observer
         self._waiting: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         # A daemon: should the app stop without `close` (a forced exit), the
         # thread must not keep the process alive. A group cut short is not
@@ -40,7 +47,7 @@ class GroupCommitWriter:
     async def write(self, call: Callable[[Connection, *Args], T], *args: *Args) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._waiting.put((loop, future, call, args))
+        self._waiting.put((loop, future, call, args, time.perf_counter()))
         return await future
 
     def close(self) -> None:
@@ -66,6 +73,7 @@ class GroupCommitWriter:
             self._commit(group)
 
     def _commit(self, group: list[_Write]) -> None:
+        self._observer.commit_group(len(group), time.perf_counter() - group[0][4])
         outcomes: list[tuple[bool, Any]] = []
         try:
             with self.engine.connect() as connection:
@@ -73,7 +81,7 @@ class GroupCommitWriter:
                 # IMMEDIATE takes the write lock now, waiting on the busy timeout.
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
                 try:
-                    for _loop, _future, call, args in group:
+                    for _loop, _future, call, args, _since in group:
                         outcomes.append(_in_savepoint(connection, call, args))
                     connection.exec_driver_sql("COMMIT")
                 except BaseException:
@@ -116,7 +124,8 @@ def _in_transaction(connection: Connection) -> bool:
 
 def _answer(group: list[_Write], outcomes: list[tuple[bool, Any]]) -> None:
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-    for (loop, future, _call, _args), (succeeded, value) in zip(group, outcomes, strict=True):
+    for write, (succeeded, value) in zip(group, outcomes, strict=True):
+        loop, future = write[0], write[1]
         by_loop.setdefault(loop, []).append((future, succeeded, value))
     for loop, answers in by_loop.items():
         # A closed loop raises RuntimeError: no one is waiting for those answers.

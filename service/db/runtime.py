@@ -8,11 +8,13 @@ from typing import Any, TypeVar, TypeVarTuple
 
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import QueuePool
 
 from service.db.backends import ErrorKind, backend_for
 from service.db.batched_reads import BatchedReads
 from service.db.engine import engine_for
 from service.db.group_commit import GroupCommitWriter
+from service.db.observer import NO_OBSERVER, Observer, RetryReason
 from service.overload import deadline, refuse_if_past
 from service.settings import Settings
 
@@ -38,16 +40,17 @@ class Database:
     copy per call) costing much of the event loop's time on a primary-key read.
     """
 
-    def __init__(self, url: URL, settings: Settings) -> None:
+    def __init__(self, url: URL, settings: Settings, observer: Observer = NO_OBSERVER) -> None:
         self.backend = backend_for(url, settings)
         self.capabilities = self.backend.capabilities
-        self.engine = engine_for(self.backend, autocommit=True)
+        self.observer = observer
+        self.engine = engine_for(self.backend, autocommit=True, observer=observer)
         self._executor = ThreadPoolExecutor(
             self.capabilities.worker_threads, thread_name_prefix="database"
         )
-        self._writer = (
-            GroupCommitWriter(self.engine) if self.capabilities.one_writer_thread else None
-        )
+        self._writer: GroupCommitWriter | None = None
+        if self.capabilities.one_writer_thread:
+            self._writer = GroupCommitWriter(self.engine, observer)
         self._batched_reads: dict[object, BatchedReads[Any, Any]] = {}
 
     async def run(self, call: Callable[[Engine, *Args], T], *args: *Args) -> T:
@@ -78,6 +81,7 @@ class Database:
             except DBAPIError as error:
                 if attempt == RETRY_ATTEMPTS or self.error_kind(error) is not ErrorKind.RETRYABLE:
                     raise
+                self.observer.retried(self._retry_reason(error))
             # Apart, so that the writers that collided do not collide again.
             bound = min(RETRY_FIRST_PAUSE_SECONDS * 2 ** (attempt - 1), RETRY_LONGEST_PAUSE_SECONDS)
             await asyncio.sleep(random.uniform(0, bound))
@@ -89,7 +93,9 @@ class Database:
         """Reads of one row by key through `read_many`, gathered while the loop turns."""
         reads = self._batched_reads.get(read_many)
         if reads is None:
-            reads = self._batched_reads[read_many] = BatchedReads(self.start_short_read, read_many)
+            reads = self._batched_reads[read_many] = BatchedReads(
+                self.start_short_read, read_many, self.observer
+            )
         return reads
 
     def start_short_read(
@@ -107,12 +113,27 @@ class Database:
             future.set_exception(error)
         return future
 
+    def pool_use(self) -> tuple[int, int, int] | None:
+        """The pool's connections in use, idle, and open beyond its size; None
+        without a pool (`sqlite://`)."""
+        pool = self.engine.pool
+        if not isinstance(pool, QueuePool):
+            return None
+        return pool.checkedout(), pool.checkedin(), max(pool.overflow(), 0)
+
     def error_kind(self, error: DBAPIError) -> ErrorKind:
         kind = self.backend.error_kind(error)
         # A connection lost mid-statement may have committed: not retryable.
         if error.connection_invalidated and kind is not ErrorKind.RETRYABLE:
             return ErrorKind.UNAVAILABLE
         return kind
+
+    def _retry_reason(self, error: DBAPIError) -> RetryReason:
+        if error.orig is not None and self.backend.server_cannot_serve(error.orig):
+            return RetryReason.FAILOVER
+        if error.connection_invalidated:
+            return RetryReason.CONNECTION_LOST
+        return RetryReason.CONFLICT
 
     def _start(self, call: Callable[[Engine, *Args], T], *args: *Args) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,253 @@
+"""`python -m bench.telemetry`: what metrics and JSON logs cost, side by side.
+
+On each backend, one seeded database and four services on it: one worker and
+two, each with `METRICS=true LOG_FORMAT=json` ("on") and with both off (plain
+logs, no metrics: the defaults). Every server writes its access lines to a
+file, as in production. wrk drives each in turn, round after round, as
+`bench.side_by_side` does; printed last, per worker count, the median of each
+round's on / off ratio, which must stay above 0.97, and of the service's CPU
+time per request, on / off, which this machine's load moves far less. Before
+them, the middleware alone: CPU µs per request in a process of its own,
+without a server or a database. A scrape of each "on"
+service after the load is timed too: its time must not grow with the requests
+served.
+Run from the repository root, e.g.
+`python -m bench.telemetry --backend sqlite postgresql --rounds 5 --duration 5`.
+"""
+
+import argparse
+import functools
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import servers, wrk
+from bench.databases import BACKENDS, fresh_database
+from bench.side_by_side import Target, measure, print_medians, seeded_values
+
+ENDPOINTS = ("get-one", "create")
+MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+WORKERS = (1, 2)
+MODES = {
+    "off": {"METRICS": "false", "LOG_FORMAT": "plain"},
+    "on": {"METRICS": "true", "LOG_FORMAT": "json"},
+}
+# Connections per process on a network database.
+POOL_SIZE = 12
+# Metrics and JSON logs on may cost at most this much of the requests per second.
+MOST_LOST = 0.03
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.telemetry", description=__doc__)
+    parser.add_argument("--endpoint", nargs="+", choices=ENDPOINTS, default=list(ENDPOINTS))
+    parser.add_argument("--backend", nargs="+", choices=BACKENDS, default=["sqlite"])
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per server per round")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--restarts", type=int, default=200, help="workers come and gone before timing scrapes"
+    )
+    args = parser.parse_args()
+    endpoints = [e for e in wrk.ENDPOINTS if e.name in args.endpoint]
+    logs = Path(tempfile.mkdtemp(prefix="items_bench_telemetry_"))
+    print(f"server logs in {logs}", file=sys.stderr)
+    print(f"## python -m bench.telemetry {' '.join(sys.argv[1:])}\n")
+    print(
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; wrk -t2 -c{args.connections} "
+        f"-d{args.duration}s on each server in turn, {args.rounds} rounds; {args.items} seeded "
+        f"items; DB_POOL_SIZE={POOL_SIZE} on PostgreSQL and MariaDB (six processes share "
+        "the server). on: METRICS=true LOG_FORMAT=json; off: neither (the defaults). Cells: req/s "
+        "[the service's CPU µs per request: its processes' CPU time over the run, less what "
+        "they spent idle over as long, / requests; SQLite's work included, not a server's]."
+    )
+    print_middleware_cost()
+    print_scrapes_after_restarts(args.restarts)
+    for backend in args.backend:
+        print(f"\n### {backend}")
+        with ExitStack() as stack:
+            targets = start_targets(stack, backend, args, logs)
+            for endpoint in endpoints:
+                rates, database_cpu, results = measure(endpoint, targets, args)
+                print_medians(rates, database_cpu, results)
+                print_on_off_ratios(rates, database_cpu)
+            print_scrape_times(targets)
+
+
+def start_targets(
+    stack: ExitStack, backend: str, args: argparse.Namespace, logs: Path
+) -> dict[str, Target]:
+    url = stack.enter_context(fresh_database(backend))
+    targets: dict[str, Target] = {}
+    values: dict[str, str] = {}
+    for workers in WORKERS:
+        for mode, variables in MODES.items():
+            name = f"{workers}w {mode}"
+            log = logs / f"{backend}_{workers}w_{mode}.log"
+            variables = variables | {"WEB_CONCURRENCY": str(workers)}
+            if backend != "sqlite":
+                # Six processes on one server: 40 connections each would pass
+                # PostgreSQL's and MariaDB's max_connections.
+                variables |= {"DB_POOL_SIZE": str(POOL_SIZE)}
+            server = stack.enter_context(servers.service(url, log, **variables))
+            if not values:  # seeded once, after the first service has migrated it
+                values = seeded_values(url, args.items, orders=False)
+            # The service's own CPU time (its workers' included) in the CPU column:
+            # it moves far less with the machine's load than requests per second.
+            cpu = functools.partial(servers.process_tree_cpu_seconds, server.pid)
+            targets[name] = (server, values, cpu)
+    return targets
+
+
+def print_on_off_ratios(rates: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
+    print("\non / off, the median of each round's ratio:\n")
+    print("| workers | req/s, on / off | within 3% | service CPU per request, on / off |")
+    print("|---|---|---|---|")
+    for workers in WORKERS:
+        on, off = f"{workers}w on", f"{workers}w off"
+        ratio = statistics.median(a / b for a, b in zip(rates[on], rates[off], strict=True))
+        cost = statistics.median(a / b for a, b in zip(cpu[on], cpu[off], strict=True))
+        within = "yes" if ratio >= 1 - MOST_LOST else "NO"
+        print(f"| {workers} | {ratio:.3f} | {within} | {cost:.3f} |")
+
+
+def print_middleware_cost() -> None:
+    """What the middleware costs a request in this process, without a server or
+    a database: CPU µs per request through it around an app that answers at
+    once, with metrics and JSON logs off, on (one worker), and on with the
+    values in files (several workers). The machine's load moves it far less
+    than requests per second."""
+    with tempfile.TemporaryDirectory(prefix="items_bench_middleware_") as directory:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(1, maxtasksperchild=1) as pool:
+            off = pool.apply(_middleware_cost, (False, None))
+            on = pool.apply(_middleware_cost, (True, None))
+        os.environ[MULTIPROCESS_DIRECTORY] = directory
+        with context.Pool(1, maxtasksperchild=1) as pool:
+            files = pool.apply(_middleware_cost, (True, directory))
+        del os.environ[MULTIPROCESS_DIRECTORY]
+    print("\n### The middleware alone: CPU µs per request, best of 5 runs of 20,000\n")
+    print("| off | on, one worker | on, several workers (values in files) |")
+    print("|---|---|---|")
+    print(f"| {off:.1f} | {on:.1f} (+{on - off:.1f}) | {files:.1f} (+{files - off:.1f}) |")
+
+
+def _middleware_cost(on: bool, directory: str | None) -> float:
+    import asyncio  # noqa: PLC0415
+    import logging  # noqa: PLC0415
+
+    from service.telemetry.logs import FORMATTERS  # noqa: PLC0415
+    from service.telemetry.metrics import Metrics  # noqa: PLC0415
+    from service.telemetry.middleware import Telemetry  # noqa: PLC0415
+
+    handler = logging.FileHandler(os.devnull)
+    handler.setFormatter(FORMATTERS["json" if on else "plain"]())
+    logging.getLogger().handlers = [handler]
+    logging.getLogger().setLevel(logging.INFO)
+    route = type("Route", (), {"path_format": "/items/{item_id}"})()
+
+    async def app(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+        scope["route"] = route
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"{}"})  # type: ignore[operator]
+
+    async def send(message: object) -> None:
+        pass
+
+    middleware = Telemetry(app, access_log=True, metrics=Metrics() if on else None)
+
+    async def run(times: int) -> None:
+        for n in range(times):
+            scope = {
+                "type": "http", "method": "GET", "path": f"/items/{n}", "query_string": b"",
+                "headers": [(b"host", b"test")], "client": ("127.0.0.1", 5000),
+                "http_version": "1.1", "state": {},
+            }  # fmt: skip
+            await middleware(scope, None, send)  # type: ignore[arg-type]
+
+    best = float("inf")
+    for _ in range(5):
+        started = time.process_time()
+        asyncio.run(run(20_000))
+        best = min(best, (time.process_time() - started) / 20_000 * 1e6)
+    return best
+
+
+def print_scrapes_after_restarts(restarts: int) -> None:
+    """A scrape after `restarts` workers have served requests and died, as
+    prometheus-client reads their files and as the service does (their counts
+    merged at the first scrape after they died)."""
+    with tempfile.TemporaryDirectory(prefix="items_bench_scrapes_") as directory:
+        os.environ[MULTIPROCESS_DIRECTORY] = directory
+        # Spawned: a fresh interpreter imports prometheus-client in multiprocess mode.
+        context = multiprocessing.get_context("spawn")
+        # A process of its own for each task, which exits after it.
+        with context.Pool(2, maxtasksperchild=1) as pool:
+            pool.map(_serve_and_die, range(restarts), chunksize=1)
+            plain, retiring, retired = pool.apply(_time_scrapes)
+        del os.environ[MULTIPROCESS_DIRECTORY]
+    print(f"\n### GET /metrics after {restarts} workers came and went\n")
+    print("| scrape | ms |")
+    print("|---|---|")
+    print(f"| prometheus-client's MultiProcessCollector, every file kept | {plain:.1f} |")
+    print(f"| the service's, first scrape after they died (merging) | {retiring:.1f} |")
+    print(f"| the service's, the next scrapes (median of 20) | {retired:.1f} |")
+
+
+def _serve_and_die(_: int) -> None:
+    from service.telemetry.metrics import Metrics  # noqa: PLC0415
+
+    metrics = Metrics()
+    for n in range(200):
+        metrics.request_finished("GET", f"/route/{n % 20}", 200, 0.001 * (n % 7))
+
+
+def _time_scrapes() -> tuple[float, float, float]:
+    from prometheus_client import CollectorRegistry, generate_latest  # noqa: PLC0415
+    from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415
+
+    from service.telemetry.metrics import Metrics  # noqa: PLC0415
+
+    directory = Path(os.environ[MULTIPROCESS_DIRECTORY])
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, str(directory))
+    started = time.perf_counter()
+    generate_latest(registry)
+    plain = (time.perf_counter() - started) * 1000
+    service = Metrics()
+    started = time.perf_counter()
+    service.render()
+    retiring = (time.perf_counter() - started) * 1000
+    times = []
+    for _ in range(20):
+        started = time.perf_counter()
+        service.render()
+        times.append((time.perf_counter() - started) * 1000)
+    return plain, retiring, statistics.median(times)
+
+
+def print_scrape_times(targets: dict[str, Target]) -> None:
+    print("\nGET /metrics after the load, the median of 20 scrapes:\n")
+    print("| server | ms per scrape | bytes |")
+    print("|---|---|---|")
+    for name, (server, _, _) in targets.items():
+        if name.endswith(" on"):
+            times = []
+            for _ in range(20):
+                started = time.perf_counter()
+                with urllib.request.urlopen(f"{server.base}/metrics") as response:
+                    size = len(response.read())
+                times.append((time.perf_counter() - started) * 1000)
+            print(f"| {name} | {statistics.median(times):.1f} | {size} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""Prometheus metrics (METRICS=true), named after OpenTelemetry's semantic conventions.
+
+`http_server_*` and `db_client_connection_*` are the conventions' own metrics
+translated to Prometheus (dots to underscores, the unit as a suffix); those
+the conventions lack are `items_service_*`. With several workers, each
+process writes its values to files in PROMETHEUS_MULTIPROC_DIR and a scrape
+sums them (`WorkerFiles`).
+"""
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import generate_latest as exposition
+from prometheus_client.metrics_core import Metric
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.db.observer import Observer, RetryReason
+from service.db.runtime import Database
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+# Fine enough below a millisecond, where reads by key on SQLite answer.
+DURATION_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+)  # fmt: skip
+COUNT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# How often each worker writes its gauges down for the others' scrapes.
+SAMPLE_SECONDS = 1.0
+
+
+class Metrics(Observer):
+    """The service's metrics, registered in a registry of their own: what the
+    middleware records of each request, and what the data layer reports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        directory = os.environ.get(MULTIPROCESS_DIRECTORY)
+        # Several workers: the values go to files, which a scrape reads.
+        self.several_workers = directory is not None
+        registry = None if self.several_workers else self.registry
+        if directory is not None:
+            WorkerFiles(self.registry, directory)
+        self.request_duration = Histogram(
+            "http_server_request_duration_seconds",
+            "Duration of HTTP server requests.",
+            ["http_request_method", "http_route", "http_response_status_code"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.active_requests = Gauge(
+            "http_server_active_requests",
+            "Number of active HTTP server requests.",
+            ["http_request_method"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        connections = Gauge(
+            "db_client_connection_count",
+            "The number of connections that are currently in state described by the state "
+            "attribute.",
+            ["db_client_connection_state"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.connections_used = connections.labels("used")
+        self.connections_idle = connections.labels("idle")
+        self.connections_overflow = Gauge(
+            "db_client_connection_overflow",
+            "Connections open beyond DB_POOL_SIZE (up to DB_MAX_OVERFLOW); not in the conventions.",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.connection_waits = Histogram(
+            "db_client_connection_wait_time_seconds",
+            "The time it took to obtain an open connection from the pool, for the callers "
+            "that found none free (the others waited none).",
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.connection_timeouts = Counter(
+            "db_client_connection_timeouts",
+            "The number of connection timeouts that have occurred trying to obtain a "
+            "connection from the pool.",
+            registry=registry,
+        )
+        retries = Counter(
+            "items_service_db_retries",
+            "Database calls run again after they did nothing, by reason.",
+            ["error_type"],
+            registry=registry,
+        )
+        self.retries = {reason: retries.labels(reason.value) for reason in RetryReason}
+        self.unavailable = Counter(
+            "items_service_unavailable_responses",
+            "Requests answered 503 because of the database, by cause.",
+            ["error_type"],
+            registry=registry,
+        )
+        self.commit_group_writes = Histogram(
+            "items_service_commit_group_writes",
+            "Writes committed together in one SQLite transaction.",
+            buckets=COUNT_BUCKETS,
+            registry=registry,
+        )
+        self.commit_group_wait = Histogram(
+            "items_service_commit_group_wait_seconds",
+            "How long the first write of a SQLite commit group waited for the writer thread.",
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.read_batch_keys = Histogram(
+            "items_service_read_batch_keys",
+            "Rows by key read by one query for the requests that asked meanwhile.",
+            buckets=COUNT_BUCKETS,
+            registry=registry,
+        )
+        # Each label set's child, found once: `labels()` takes a lock each call.
+        self._durations: dict[tuple[str, str, int], Callable[[float], None]] = {}
+        # Requests in flight by method, counted here and written to the gauge
+        # when sampled: with several workers each write is a write to a file.
+        self._in_flight: dict[str, int] = {}
+        self._database: Database | None = None
+        self._sampling: asyncio.TimerHandle | None = None
+
+    def watch(self, database: Database) -> None:
+        """Sample the gauges (requests in flight, `database`'s pool) at each
+        scrape, and every SAMPLE_SECONDS where other workers' scrapes read them."""
+        self._database = database
+        if self.several_workers:
+            self._sample_periodically()
+
+    def stop(self) -> None:
+        if self._sampling is not None:
+            self._sampling.cancel()
+
+    def _sample_periodically(self) -> None:
+        self.sample()
+        loop = asyncio.get_running_loop()
+        self._sampling = loop.call_later(SAMPLE_SECONDS, self._sample_periodically)
+
+    def sample(self) -> None:
+        for method, count in self._in_flight.items():
+            self.active_requests.labels(method).set(count)
+        use = None if self._database is None else self._database.pool_use()
+        if use is not None:
+            in_use, idle, overflow = use
+            self.connections_used.set(in_use)
+            self.connections_idle.set(idle)
+            self.connections_overflow.set(overflow)
+
+    def request_started(self, method: str) -> None:
+        self._in_flight[method] = self._in_flight.get(method, 0) + 1
+
+    def request_ended(self, method: str) -> None:
+        self._in_flight[method] -= 1
+
+    def request_finished(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        observe = self._durations.get(key)
+        if observe is None:
+            observe = self._durations[key] = self.request_duration.labels(*key).observe
+        observe(seconds)
+
+    def render(self) -> bytes:
+        self.sample()
+        return exposition(self.registry)
+
+    # What the data layer reports (`service.db.observer`).
+
+    def pool_waited(self, seconds: float, timed_out: bool) -> None:
+        self.connection_waits.observe(seconds)
+        if timed_out:
+            self.connection_timeouts.inc()
+
+    def retried(self, reason: RetryReason) -> None:
+        self.retries[reason].inc()
+
+    def commit_group(self, writes: int, first_waited_seconds: float) -> None:
+        self.commit_group_writes.observe(writes)
+        self.commit_group_wait.observe(first_waited_seconds)
+
+    def read_batch(self, keys: int) -> None:
+        self.read_batch_keys.observe(keys)
+
+    def answered_unavailable(self, cause: str) -> None:
+        self.unavailable.labels(cause).inc()
+
+
+async def scrape(request: Request) -> Response:
+    """GET /metrics."""
+    metrics: Metrics = request.app.state.metrics
+    return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+
+# A worker's file: `counter_1234.db`, `histogram_1234.db`, `gauge_livesum_1234.db`.
+_WORKER_FILE = re.compile(r"(?P<kind>[a-z_]+)_(?P<pid>\d+)\.db")
+# What workers that have died counted, in one file per kind.
+RETIRED = "retired"
+
+
+class WorkerFiles(MultiProcessCollector):
+    """Every worker's values, summed; live gauges (requests in progress, the
+    pool) of live workers only.
+
+    A scrape first retires the workers that have died since the last one: its
+    live gauges go, and its counts join those of the workers retired before,
+    in one file per kind, so that they still count and the files a scrape
+    reads do not grow with every worker ever started.
+    """
+
+    def collect(self) -> Iterable[Metric]:
+        path = Path(self._path)
+        with _locked(path / "lock"):
+            retire_dead_workers(path)
+            return list(super().collect())
+
+
+def retire_dead_workers(path: Path) -> None:
+    pids = {int(m["pid"]) for f in path.iterdir() if (m := _WORKER_FILE.fullmatch(f.name))}
+    for pid in pids - {os.getpid()}:
+        if not _alive(pid):
+            mark_process_dead(pid, str(path))
+            for kind in ("counter", "histogram"):
+                _retire(path / f"{kind}_{pid}.db", path / f"{kind}_{RETIRED}.db")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _retire(dead: Path, retired: Path) -> None:
+    if not dead.exists():
+        return
+    totals: dict[str, float] = {}
+    for source in (retired, dead):
+        if source.exists():
+            for key, value, _timestamp, _position in MmapedDict.read_all_values_from_file(
+                str(source)
+            ):
+                totals[key] = totals.get(key, 0.0) + value
+    # Written aside and moved into place: a crash leaves the old file whole.
+    staging = retired.with_suffix(".staging")
+    merged = MmapedDict(str(staging))
+    for key, total in totals.items():
+        merged.write_value(key, total, 0.0)
+    merged.close()
+    os.replace(staging, retired)
+    dead.unlink()
+
+
+@contextlib.contextmanager
+def _locked(lock_file: Path) -> Iterator[None]:
+    # Two workers scraped at once must not retire the same worker twice.
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def prepare_directory(workers: int) -> Callable[[], None]:
+    """Make PROMETHEUS_MULTIPROC_DIR ready for the workers about to start, and
+    return what cleans up after them.
+
+    Set, it is emptied: the last run's values must not count in this one.
+    Unset, with several workers, a private temporary directory is made (and
+    removed afterwards); with one, the values stay in its memory.
+    """
+    given = os.environ.get(MULTIPROCESS_DIRECTORY)
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in (*path.glob("*.db"), *path.glob("*.staging")):
+            stale.unlink()
+        return lambda: None
+    if workers == 1:
+        return lambda: None
+    private = tempfile.TemporaryDirectory(prefix="items-service-metrics-")
+    os.environ[MULTIPROCESS_DIRECTORY] = private.name
+    return private.cleanup

@@ -75,7 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_body_size=MAX_BODY_BYTES)
     if settings.max_queue_seconds is not None:
         # Before the rest: a request refused for its wait costs the least.
-        app.add_middleware(MaxQueueTime, seconds=settings.max_queue_seconds)
+        app.add_middleware(
+            MaxQueueTime, seconds=settings.max_queue_seconds, observer=metrics or NO_OBSERVER
+        )
     allow_origins(app, settings.cors_origins)
     # Last, so that it is outermost of them: it times and names every answer.
     app.add_middleware(Telemetry, access_log=settings.access_log, metrics=metrics)

@@ -131,6 +131,7 @@ def schema_problem(engine: Engine, revisions: Revisions) -> str | None:
 
 
 async def _overloaded(request: Request, error: Exception) -> JSONResponse:
+    request.app.state.database.observer.answered_unavailable("overloaded")
     return overloaded()
 
 

@@ -19,6 +19,8 @@ from contextvars import ContextVar
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.db.observer import Observer
+
 # How long the request in this context may still wait, in seconds.
 left_to_wait: ContextVar[float | None] = ContextVar("left_to_wait", default=None)
 
@@ -53,9 +55,10 @@ class MaxQueueTime:
     """Answers 503 to a request that arrives here after waiting `seconds`, and
     leaves its deadline to the database calls it makes."""
 
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
+    def __init__(self, app: ASGIApp, seconds: float, observer: Observer) -> None:
         self.app = app
         self.seconds = seconds
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,6 +67,7 @@ class MaxQueueTime:
         now = time.monotonic()
         left = self.seconds - (now - scope.get("state", {}).get("arrived_at", now))
         if left < 0:
+            self.observer.answered_unavailable("overloaded")
             await overloaded()(scope, receive, send)
             return
         token = left_to_wait.set(left)

@@ -82,7 +82,8 @@ def test_requests_that_waited_past_the_bound_are_refused_and_nothing_of_them_is_
 ) -> None:
     # A small pool: the burst waits for its threads, whatever else holds the
     # server's connections.
-    variables = {"DB_POOL_SIZE": "4"} | ({"MAX_QUEUE_SECONDS": bound} if bound else {})
+    variables = {"DB_POOL_SIZE": "4", "METRICS": "true"}
+    variables |= {"MAX_QUEUE_SECONDS": bound} if bound else {}
     creates = [request("POST", "/items/", json.dumps({"name": f"Burst {n}", "price": 1}))
                for n in range(BURST // 2)]  # fmt: skip
     lists = [request("GET", "/items/?limit=100") for _ in range(BURST // 2)]
@@ -99,6 +100,11 @@ def test_requests_that_waited_past_the_bound_are_refused_and_nothing_of_them_is_
             for headers, body in refused:
                 assert headers["retry-after"] == "1"
                 assert json.loads(body) == {"detail": "The service is busy: retry after a second"}
+        # Counted by cause.
+        scraped = httpx.get(f"{base}/metrics").text
+        overloaded = 'items_service_unavailable_responses_total{error_type="overloaded"} '
+        counted = [line for line in scraped.splitlines() if line.startswith(overloaded)]
+        assert sum(float(line.split()[-1]) for line in counted) == statuses[503]
         # Every create acknowledged is there, and only those: a refused one did nothing.
         listed = served(lambda: httpx.get(f"{base}/items/", params={"limit": 1000}))
         assert len(listed.json()) == statuses[201]

@@ -33,7 +33,8 @@ class Observer:
         """One query read this many rows by key for requests that asked meanwhile."""
 
     def answered_unavailable(self, cause: str) -> None:
-        """A request was answered 503 because of the database: `cause` says why."""
+        """A request was answered 503 because of the database, or refused for its
+        wait (MAX_QUEUE_SECONDS): `cause` says why."""
 
 
 NO_OBSERVER = Observer()

@@ -102,7 +102,7 @@ class Metrics(Observer):
         self.retries = {reason: retries.labels(reason.value) for reason in RetryReason}
         self.unavailable = Counter(
             "items_service_unavailable_responses",
-            "Requests answered 503 because of the database, by cause.",
+            "Requests answered 503 because of the database or an overload, by cause.",
             ["error_type"],
             registry=registry,
         )

@@ -9,17 +9,20 @@ import argparse
 import logging
 import logging.config
 import os
+import random
 import sys
+import time
 from contextlib import ExitStack
 from importlib.metadata import version
 
 import uvicorn
 from sqlalchemy import exc
+from sqlalchemy.engine import Engine
 
 from service import check, copy
 from service.auth import TokenError, access, open_to_anyone
 from service.check.findings import error_message
-from service.db.backends import Backend, backend_for
+from service.db.backends import Backend, ErrorKind, backend_for
 from service.db.engine import engine_for
 from service.db.urls import DatabaseURLError, parse_database_url, safe_url
 from service.migrations import SchemaAhead, upgrade_to_head
@@ -139,7 +142,7 @@ def ready_to_serve(backend: Backend) -> None:
     engine = engine_for(backend)
     try:
         if migrating:
-            upgrade_to_head(engine)
+            migrate_again_while_retryable(backend, engine)
         else:
             engine.connect().close()
     except exc.OperationalError as error:
@@ -154,6 +157,23 @@ def ready_to_serve(backend: Backend) -> None:
         # A server that is not up yet: requests are answered 503 until it is.
     finally:
         engine.dispose()
+
+
+# A migration that lost to another process's (a deadlock; on Galera, a statement
+# aborted by another node's schema change) did nothing: it is run again.
+MIGRATION_TRIES = 5
+
+
+def migrate_again_while_retryable(backend: Backend, engine: Engine) -> None:
+    for attempt in range(1, MIGRATION_TRIES + 1):
+        try:
+            upgrade_to_head(engine)
+            return
+        except exc.DBAPIError as error:
+            if attempt == MIGRATION_TRIES or backend.error_kind(error) is not ErrorKind.RETRYABLE:
+                raise
+            logger.info("The migration lost to another process's: running it again")
+            time.sleep(random.uniform(0.5, 1.5))
 
 
 def pin_to_one_cpu() -> None:

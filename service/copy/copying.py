@@ -29,7 +29,7 @@ from service.copy.tables import (
     Table,
     by_range,
     copied_tables,
-    digest,
+    line_of,
     range_of,
     range_text,
 )
@@ -75,8 +75,8 @@ class Digests:
 
     ranges: dict[str, dict[int, Digest]] = field(default_factory=dict)
 
-    def add(self, table: Table, number: int, rows: list[Row]) -> None:
-        self.ranges.setdefault(table.name, {})[number] = digest(rows)
+    def add(self, table: Table, number: int, digest: Digest) -> None:
+        self.ranges.setdefault(table.name, {})[number] = digest
 
     def of(self, table: Table) -> dict[int, Digest]:
         return self.ranges.setdefault(table.name, {})
@@ -235,13 +235,14 @@ def snapshot(server: Server) -> Iterator[Connection]:
 
 
 class BackgroundWriter:
-    """Writes a table's batches on a thread of its own while the next are read and
-    digested, so that this process's work overlaps the target's; at most
-    `QUEUED` batches wait. The first error stops the writing, and is raised."""
+    """Writes a table's batches (rows, or lines where the target takes them) on a
+    thread of its own while the next are read and digested, so that this
+    process's work overlaps the target's; at most `QUEUED` batches wait. The
+    first error stops the writing, and is raised."""
 
     def __init__(self, target: Server, connection: Connection, table: Table) -> None:
         self.target, self.connection, self.table = target, connection, table
-        self.batches: queue.Queue[list[Row] | None] = queue.Queue(maxsize=QUEUED)
+        self.batches: queue.Queue[list[Row] | bytes | None] = queue.Queue(maxsize=QUEUED)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self.run, name="copy-writer", daemon=True)
 
@@ -253,11 +254,14 @@ class BackgroundWriter:
         while (batch := self.batches.get()) is not None:
             if self.error is None:
                 try:
-                    self.target.write(self.connection, self.table, batch)
+                    if isinstance(batch, bytes):
+                        self.target.write_lines(self.connection, self.table, batch)
+                    else:
+                        self.target.write(self.connection, self.table, batch)
                 except BaseException as error:
                     self.error = error
 
-    def write(self, batch: list[Row]) -> None:
+    def write(self, batch: list[Row] | bytes) -> None:
         if self.error is not None:
             raise self.error
         self.batches.put(batch)
@@ -293,10 +297,18 @@ def copy_rows(
             )
             report.started("copy", table.name, rows)
             with BackgroundWriter(target, writing, table) as writer:
-                for number, batch in by_range(source.rows(reading, table, start)):
-                    writer.write(batch)
-                    digests.add(table, number, batch)
-                    report.advanced(len(batch))
+                if target.takes_lines:
+                    for lines in source.lines(reading, table, start):
+                        writer.write(lines.text)
+                        digests.add(table, lines.number, lines.digest())
+                        report.advanced(lines.rows)
+                else:
+                    line = line_of(table)
+                    for number, batch in by_range(source.rows(reading, table, start)):
+                        writer.write(batch)
+                        text = "".join(map(line, batch)).encode()
+                        digests.add(table, number, Digest.of(len(batch), text))
+                        report.advanced(len(batch))
             report.finished()
             builder.submit(later.get(table.name, []))
         for table in copied_tables():
@@ -318,9 +330,14 @@ def read_digests(
         return
     rows = server.count(connection, table)
     report.started(step, table.name, rows)
-    for number, batch in by_range(server.rows(connection, table, 0, stop)):
-        digests.add(table, number, batch)
-        report.advanced(len(batch))
+    if stop is None:
+        for number, digest in server.range_digests(connection, table):
+            digests.add(table, number, digest)
+            report.advanced(digest.rows)
+    else:
+        for lines in server.lines(connection, table, 0, stop):
+            digests.add(table, lines.number, lines.digest())
+            report.advanced(lines.rows)
     report.finished()
 
 

@@ -16,12 +16,26 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from service.copy.tables import Column, Form, Row, Table
+from service.copy.tables import (
+    RANGE_IDS,
+    Column,
+    Digest,
+    Form,
+    Lines,
+    Row,
+    Table,
+    by_range,
+    line_of,
+    lines_by_range,
+    range_of,
+)
 from service.db.backends import Backend, Kind
 from service.db.engine import engine_for
 
 # Rows fetched from a server-side cursor at a time.
 FETCH_ROWS = 2000
+# Bytes of COPY's text sent to PostgreSQL at a time.
+COPY_CHUNK = 1 << 20
 # PostgreSQL's memory for building an index once the rows are in.
 INDEX_BUILD_MEMORY = "256MB"
 
@@ -85,6 +99,37 @@ class Server(ABC):
                 else:
                     yield from map(convert, batch)
 
+    def line(self, table: Table) -> str | None:
+        """The expression that reads a row of `table` as its line (`line_of`);
+        None: the lines are written here, from the rows."""
+        return None
+
+    def lines(
+        self, connection: Connection, table: Table, start: int = 0, stop: int | None = None
+    ) -> Iterator[Lines]:
+        """The rows of `rows`, as lines, by id range."""
+        line = self.line(table)
+        if line is None:
+            line_of_row = line_of(table)
+            for number, batch in by_range(self.rows(connection, table, start, stop)):
+                yield Lines(number, len(batch), "".join(map(line_of_row, batch)).encode())
+            return
+        bounds = f"{table.key} >= {self.placeholder}"
+        if stop is not None:
+            bounds += f" AND {table.key} < {self.placeholder}"
+        parameters = (start,) if stop is None else (start, stop)
+        with closing(self.streaming_cursor(connection)) as cursor:
+            cursor.execute(
+                f"SELECT {table.key}, {line} FROM {table.name} WHERE {bounds} ORDER BY {table.key}",
+                parameters,
+            )
+            yield from lines_by_range(_fetched(cursor))
+
+    def range_digests(self, connection: Connection, table: Table) -> Iterator[tuple[int, Digest]]:
+        """The digest of each id range of `table` that holds rows, in key order."""
+        for lines in self.lines(connection, table):
+            yield lines.number, lines.digest()
+
     def streaming_cursor(self, connection: Connection) -> Any:
         return connection.cursor()
 
@@ -113,6 +158,13 @@ class Server(ABC):
     @abstractmethod
     def write(self, connection: Connection, table: Table, rows: Sequence[Row]) -> None:
         """Insert canonical rows, keys included, and commit them: one transaction."""
+
+    # Whether `write_lines` takes rows as lines (`line_of`), faster than `write`.
+    takes_lines = False
+
+    def write_lines(self, connection: Connection, table: Table, lines: bytes) -> None:
+        """Insert rows written as lines, and commit them: one transaction."""
+        raise NotImplementedError
 
     @abstractmethod
     def set_id_counter(self, connection: Connection, table: Table, high_water: int) -> None:
@@ -153,6 +205,26 @@ class SQLiteServer(Server):
             return f"printf('%.{column.scale}f', {column.name})"
         return column.name
 
+    def line(self, table: Table) -> str:
+        fields = []
+        for column in table.columns:
+            name = column.name
+            match column.form:
+                case Form.INTEGER:
+                    value = f"CAST({name} AS TEXT)"
+                case Form.DECIMAL:
+                    # printf reads NULL as 0.
+                    value = f"CASE WHEN {name} IS NOT NULL THEN {self.selected(column)} END"
+                case Form.TIMESTAMP:
+                    value = name
+                case Form.TEXT:
+                    value = (
+                        f"replace(replace(replace(replace({name}, '\\', '\\\\'), "
+                        "char(9), '\\t'), char(10), '\\n'), char(13), '\\r')"
+                    )
+            fields.append(f"coalesce({value}, '\\N')")
+        return " || char(9) || ".join(fields) + " || char(10)"
+
     def id_counter(self, connection: Connection, table: Table) -> int:
         return int(
             self.scalar(connection, "SELECT seq FROM sqlite_sequence WHERE name = ?", table.name)
@@ -176,6 +248,11 @@ class SQLiteServer(Server):
                 "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table.name, high_water)
             )
         connection.commit()
+
+
+def _fetched(cursor: Any) -> Iterator[tuple[int, str]]:
+    while batch := cursor.fetchmany(FETCH_ROWS):
+        yield from batch
 
 
 def _with_floats(row: Row, decimals: list[int]) -> tuple[Any, ...]:
@@ -230,12 +307,58 @@ class PostgreSQLServer(Server):
             last, called = cursor.fetchone()
         return int(last) if called else int(last) - 1
 
+    def line(self, table: Table) -> str:
+        fields = []
+        for column in table.columns:
+            name = column.name
+            match column.form:
+                case Form.INTEGER | Form.DECIMAL:
+                    # A numeric's text has all its places.
+                    value = f"CAST({name} AS TEXT)"
+                case Form.TIMESTAMP:
+                    value = f"to_char({name}, 'YYYY-MM-DD HH24:MI:SS.US')"
+                case Form.TEXT:
+                    value = (
+                        f"replace(replace(replace(replace({name}, '\\', '\\\\'), "
+                        "E'\\t', '\\t'), E'\\n', '\\n'), E'\\r', '\\r')"
+                    )
+            fields.append(f"coalesce({value}, '\\N')")
+        return " || E'\\t' || ".join(fields) + " || E'\\n'"
+
+    def range_digests(self, connection: Connection, table: Table) -> Iterator[tuple[int, Digest]]:
+        # The server hashes each range's lines: only the digests travel. One
+        # range at a time, by the primary key, from the first key it holds.
+        key = table.key
+        digest = (
+            f"SELECT count(*), encode(sha256(convert_to(coalesce(string_agg("
+            f"{self.line(table)}, '' ORDER BY {key}), ''), 'UTF8')), 'hex') "
+            f"FROM {table.name} WHERE {key} >= %s AND {key} < %s"
+        )
+        with closing(connection.cursor()) as cursor:
+            start = 0
+            while True:
+                cursor.execute(f"SELECT min({key}) FROM {table.name} WHERE {key} >= %s", (start,))
+                (first,) = cursor.fetchone()
+                if first is None:
+                    return
+                number = range_of(first)
+                start = (number + 1) * RANGE_IDS
+                cursor.execute(digest, (number * RANGE_IDS, start))
+                rows, hash = cursor.fetchone()
+                yield number, Digest(rows, hash)
+
     def write(self, connection: Connection, table: Table, rows: Sequence[Row]) -> None:
-        line = _copy_line(table)
-        text = "".join(map(line, rows))
+        line = line_of(table)
+        self.write_lines(connection, table, "".join(map(line, rows)).encode())
+
+    takes_lines = True
+
+    def write_lines(self, connection: Connection, table: Table, lines: bytes) -> None:
         columns = ", ".join(table.column_names)
         with closing(connection.cursor()) as cursor:
-            cursor.copy_expert(f"COPY {table.name} ({columns}) FROM STDIN", io.StringIO(text))
+            cursor.copy_expert(
+                f"COPY {table.name} ({columns}) FROM STDIN", io.BytesIO(lines), size=COPY_CHUNK
+            )
         connection.commit()
 
     def defer(self, connection: Connection, tables: Sequence[Table]) -> dict[str, list[str]]:
@@ -299,34 +422,6 @@ def _six_places(value: str) -> str:
     """`2026-01-31 12:00:00.12` or `2026-01-31 12:00:00` with six fractional digits."""
     whole, _, fraction = value.partition(".")
     return f"{whole}.{fraction:0<6}"
-
-
-# COPY's text format: a backslash, tab, newline or carriage return in a text is escaped.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _escaped(text: str) -> str:
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        return text.translate(_COPY_ESCAPES)
-    return text
-
-
-def _copy_line(table: Table) -> Callable[[Row], str]:
-    """What writes a canonical row as a line of COPY's text format."""
-    # Integers become text; decimals and timestamps are text already, never escaped.
-    shown = [
-        _escaped if column.form is Form.TEXT else str if column.form is Form.INTEGER else None
-        for column in table.columns
-    ]
-
-    def line(row: Row) -> str:
-        fields = [
-            "\\N" if value is None else value if show is None else show(value)  # type: ignore[arg-type]
-            for value, show in zip(row, shown, strict=True)
-        ]
-        return "\t".join(fields) + "\n"  # type: ignore[arg-type]
-
-    return line
 
 
 class MySQLServer(Server):

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic.util import CommandError
 
 from alembic import command
-from service.copy.servers import Connection, Server, SQLiteServer
+from service.copy.servers import AFTER_ALL, Connection, Server, SQLiteServer
 from service.copy.tables import (
     RANGE_IDS,
     Digest,
@@ -41,6 +41,9 @@ from service.migrations import alembic_config, current_revision, head_revision
 DIFFERENCES_SHOWN = 10
 # Batches read ahead of the one being written.
 QUEUED = 2
+# Deferred statements run at a time: a GIN index's build takes one core for
+# longer than the rest together.
+BUILDERS = 2
 
 _marker_metadata = sa.MetaData()
 MARKER = sa.Table(
@@ -175,20 +178,25 @@ def deferred(target: Server) -> dict[str, list[str]]:
 
 
 class Builder:
-    """Builds what was deferred, table by table as their rows are in, on a
-    connection and thread of its own: while the next table is copied, and the
-    copy verified."""
+    """Builds what was deferred, table by table as their rows are in, on
+    connections and threads of its own (`BUILDERS` statements at a time):
+    while the next table is copied, and the copy verified."""
 
     def __init__(self, target: Server) -> None:
         self.target = target
         self.statements: queue.Queue[str | None] = queue.Queue()
         self.error: BaseException | None = None
         self.count = 0
-        self.thread = threading.Thread(target=self.run, name="copy-builder", daemon=True)
-        self.thread.start()
+        self.threads = [
+            threading.Thread(target=self.run, name="copy-builder", daemon=True)
+            for _ in range(BUILDERS)
+        ]
+        for thread in self.threads:
+            thread.start()
 
     def run(self) -> None:
         with closing(self.target.connect()) as connection:
+            self.target.begin_writing(connection)
             while (statement := self.statements.get()) is not None:
                 if self.error is None:
                     try:
@@ -201,19 +209,28 @@ class Builder:
             self.count += 1
             self.statements.put(statement)
 
-    def finish(self, report: Report) -> None:
-        if self.count:
-            report.started("build", "indexes and foreign keys", self.count)
-        self.statements.put(None)
-        self.thread.join()
+    def finish(self, report: Report, last: list[str]) -> None:
+        """Wait for what was submitted, then run `last`."""
+        if self.count or last:
+            report.started("build", "indexes and constraints", self.count + len(last))
+        for _ in self.threads:
+            self.statements.put(None)
+        for thread in self.threads:
+            thread.join()
         if self.error is not None:
             raise self.error
-        if self.count:
-            report.advanced(self.count)
+        if last:
+            with closing(self.target.connect()) as connection:
+                for statement in last:
+                    self.target.build(connection, statement)
+        if self.count or last:
+            report.advanced(self.count + len(last))
             report.finished()
 
 
 def unmark(target: Server) -> None:
+    # On the engine's connection: a synchronous commit, which returns once the
+    # copy's own asynchronous commits are on disk too (`Server.begin_writing`).
     with target.engine.begin() as connection:
         MARKER.drop(connection, checkfirst=True)
 
@@ -274,15 +291,20 @@ class BackgroundWriter:
 
 
 def copy_rows(
-    source: Server, reading: Connection, target: Server, report: Report, builder: Builder
+    source: Server,
+    reading: Connection,
+    target: Server,
+    report: Report,
+    builder: Builder,
+    later: dict[str, list[str]],
 ) -> tuple[Digests, dict[str, int]]:
-    """Copy every table's rows the target lacks, each table's deferred indexes
-    handed to `builder` once its rows are in; the digests of the ranges
-    copied, and where each table's copy began (a resumed copy, after 0)."""
-    later = deferred(target)
+    """Copy every table's rows the target lacks, each table's deferred statements
+    (`later`) handed to `builder` once its rows are in; the digests of the
+    ranges copied, and where each table's copy began (a resumed copy, after 0)."""
     digests = Digests()
     starts: dict[str, int] = {}
     with closing(target.connect()) as writing:
+        target.begin_writing(writing)
         for table in copied_tables():
             copied = target.max_key(writing, table)
             # Ranges commit whole: the one holding the highest key copied is complete.
@@ -413,16 +435,17 @@ def copy(source: Server, target: Server, report: Report) -> list[str]:
     verify it; the differences found (none: the copy is done)."""
     revision = check_source(source)
     prepare_target(target, source, revision)
+    later = deferred(target)
     builder = Builder(target)
     with snapshot(source) as reading:
-        digests, starts = copy_rows(source, reading, target, report, builder)
+        digests, starts = copy_rows(source, reading, target, report, builder, later)
         for table in copied_tables():
             # A resumed copy: the ranges copied before it, read again.
             read_digests(
                 source, reading, table, digests, report, "verify source", stop=starts[table.name]
             )
         found = differences(source, reading, target, digests, report)
-    builder.finish(report)
+    builder.finish(report, later.get(AFTER_ALL, []))
     if not found:
         unmark(target)
     return found

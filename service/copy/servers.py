@@ -32,6 +32,8 @@ from service.copy.tables import (
 from service.db.backends import Backend, Kind
 from service.db.engine import engine_for
 
+# The key of `Server.defer`'s statements to run once every table's have run.
+AFTER_ALL = ""
 # Rows fetched from a server-side cursor at a time.
 FETCH_ROWS = 2000
 # Bytes of COPY's text sent to PostgreSQL at a time.
@@ -155,6 +157,10 @@ class Server(ABC):
 
     # Writing.
 
+    def begin_writing(self, connection: Connection) -> None:
+        """Set up a connection that the copy writes or builds on."""
+        return None
+
     @abstractmethod
     def write(self, connection: Connection, table: Table, rows: Sequence[Row]) -> None:
         """Insert canonical rows, keys included, and commit them: one transaction."""
@@ -172,7 +178,8 @@ class Server(ABC):
 
     def defer(self, connection: Connection, tables: Sequence[Table]) -> dict[str, list[str]]:
         """Drop what is faster built once the rows are in (in the transaction
-        that marks the copy); by table, the statements that build it again."""
+        that marks the copy); by table, the statements that build it again,
+        and under `AFTER_ALL` those to run once all the others have."""
         return {}
 
     def build(self, connection: Connection, statement: str) -> None:
@@ -325,6 +332,16 @@ class PostgreSQLServer(Server):
             fields.append(f"coalesce({value}, '\\N')")
         return " || E'\\t' || ".join(fields) + " || E'\\n'"
 
+    def begin_writing(self, connection: Connection) -> None:
+        # A commit returns before its WAL is on disk. A crash of the server may
+        # then lose the last ranges committed, whole (never part of one): a
+        # rerun copies them again, as after a kill. The copy is declared done
+        # only by the commit that drops its marker, which is synchronous and
+        # so waits for all the WAL written before it, these commits' included.
+        with closing(connection.cursor()) as cursor:
+            cursor.execute("SET synchronous_commit = off")
+        connection.commit()
+
     def range_digests(self, connection: Connection, table: Table) -> Iterator[tuple[int, Digest]]:
         # The server hashes each range's lines: only the digests travel. One
         # range at a time, by the primary key, from the first key it holds.
@@ -363,9 +380,12 @@ class PostgreSQLServer(Server):
 
     def defer(self, connection: Connection, tables: Sequence[Table]) -> dict[str, list[str]]:
         # Built once over all the rows, an index costs a fraction of keeping it
-        # row by row (GIN indexes of trigrams most), and a foreign key is
-        # checked by one join instead of a lookup per row. Primary keys and
-        # unique constraints stay: they keep the copy exact while it runs.
+        # row by row (GIN indexes of trigrams most, and a unique index of text
+        # about as much as the rest of COPY), and a foreign key is checked by
+        # one join instead of a lookup per row. Primary keys stay: a resumed
+        # copy finds where it stopped by them, and a range written twice would
+        # fail. A unique constraint added back checks every row, and the
+        # verification compares them all.
         names = [table.name for table in tables]
         with closing(connection.cursor()) as cursor:
             cursor.execute(
@@ -378,27 +398,50 @@ class PostgreSQLServer(Server):
             indexes = cursor.fetchall()
             cursor.execute(
                 "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
-                "FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text = ANY(%s)",
+                "FROM pg_constraint WHERE contype IN ('u', 'f') "
+                "AND conrelid::regclass::text = ANY(%s) "
+                "ORDER BY contype = 'f' DESC",
                 (names,),
             )
-            foreign_keys = cursor.fetchall()
+            # Foreign keys first: one may reference a unique constraint.
+            constraints = cursor.fetchall()
+            # A unique constraint comes back as its index, built beside the
+            # others, and then the constraint made of it: ALTER TABLE ... UNIQUE
+            # would lock the table's readers out while it sorts.
+            unique = [
+                (table, name)
+                for table, name, definition in constraints
+                if definition.startswith("UNIQUE ")
+            ]
+            cursor.execute(
+                "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+                "WHERE indexrelid::regclass::text = ANY(%s)",
+                ([name for _, name in unique],),
+            )
+            unique_indexes = dict(cursor.fetchall())
             for _, name, _ in indexes:
                 cursor.execute(f"DROP INDEX {name}")
-            for table, name, _ in foreign_keys:
+            for table, name, _ in constraints:
                 cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
         deferred: dict[str, list[str]] = {}
+        # GIN indexes take longest to build: begun first, they end sooner
+        # (`Builder` runs more than one statement at a time).
+        indexes.sort(key=lambda index: " USING gin " not in index[2])
         # Each statement does nothing if what it builds is there: a copy resumed
         # after it ran runs it again.
         for table, _, definition in indexes:
-            statement = re.sub(
-                r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX IF NOT EXISTS ", definition
-            )
-            deferred.setdefault(table, []).append(statement)
-        for table, name, definition in foreign_keys:
-            deferred.setdefault(table, []).append(
-                f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = '{name}') "
-                f"THEN ALTER TABLE {table} ADD CONSTRAINT {name} {definition}; END IF; END $$"
-            )
+            deferred.setdefault(table, []).append(if_not_exists(definition))
+        for table, name in unique:
+            deferred.setdefault(table, []).append(if_not_exists(unique_indexes[name]))
+            attach = f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}"
+            deferred.setdefault(AFTER_ALL, []).append(_unless_constraint(name, attach))
+        for table, name, definition in reversed(constraints):
+            if (table, name) not in unique:
+                deferred.setdefault(table, []).append(
+                    _unless_constraint(
+                        name, f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
+                    )
+                )
         return deferred
 
     def build(self, connection: Connection, statement: str) -> None:
@@ -416,6 +459,17 @@ class PostgreSQLServer(Server):
                 "SELECT setval(%s, %s, %s)", (sequence, max(high_water, 1), high_water > 0)
             )
         connection.commit()
+
+
+def if_not_exists(index_definition: str) -> str:
+    return re.sub(r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX IF NOT EXISTS ", index_definition)
+
+
+def _unless_constraint(name: str, statement: str) -> str:
+    return (
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = '{name}') "
+        f"THEN {statement}; END IF; END $$"
+    )
 
 
 def _six_places(value: str) -> str:

@@ -225,9 +225,12 @@ class SQLiteServer(Server):
                 case Form.TIMESTAMP:
                     value = name
                 case Form.TEXT:
+                    # Escaped where it needs to be: a GLOB costs a third of the replaces.
                     value = (
+                        f"CASE WHEN {name} GLOB '*[\\' || char(9, 10, 13) || ']*' THEN "
                         f"replace(replace(replace(replace({name}, '\\', '\\\\'), "
-                        "char(9), '\\t'), char(10), '\\n'), char(13), '\\r')"
+                        "char(9), '\\t'), char(10), '\\n'), char(13), '\\r') "
+                        f"ELSE {name} END"
                     )
             fields.append(f"coalesce({value}, '\\N')")
         return " || char(9) || ".join(fields) + " || char(10)"

@@ -196,7 +196,6 @@ class Builder:
 
     def run(self) -> None:
         with closing(self.target.connect()) as connection:
-            self.target.begin_writing(connection)
             while (statement := self.statements.get()) is not None:
                 if self.error is None:
                     try:
@@ -230,7 +229,7 @@ class Builder:
 
 def unmark(target: Server) -> None:
     # On the engine's connection: a synchronous commit, which returns once the
-    # copy's own asynchronous commits are on disk too (`Server.begin_writing`).
+    # copy's own asynchronous commits are on disk too (`ASYNCHRONOUS_COMMIT`).
     with target.engine.begin() as connection:
         MARKER.drop(connection, checkfirst=True)
 
@@ -304,7 +303,6 @@ def copy_rows(
     digests = Digests()
     starts: dict[str, int] = {}
     with closing(target.connect()) as writing:
-        target.begin_writing(writing)
         for table in copied_tables():
             copied = target.max_key(writing, table)
             # Ranges commit whole: the one holding the highest key copied is complete.

@@ -36,6 +36,14 @@ from service.db.engine import engine_for
 AFTER_ALL = ""
 # Rows fetched from a server-side cursor at a time.
 FETCH_ROWS = 2000
+# The copy's own transactions on PostgreSQL commit without waiting for their WAL
+# to reach the disk. A crash of the server may then lose the last ones, whole
+# (never part of one): a rerun copies or builds them again, as after a kill.
+# The copy is declared done only by the commit that drops its marker, which
+# is synchronous, and so returns once all the WAL before it is on disk, these
+# commits' included. SET LOCAL: nothing outlives the transaction on a pooled
+# server session (PgBouncer).
+ASYNCHRONOUS_COMMIT = "SET LOCAL synchronous_commit = off"
 # Bytes of COPY's text sent to PostgreSQL at a time.
 COPY_CHUNK = 1 << 20
 # PostgreSQL's memory for building an index once the rows are in.
@@ -156,10 +164,6 @@ class Server(ABC):
         """The highest id the table's counter has handed out (0: none)."""
 
     # Writing.
-
-    def begin_writing(self, connection: Connection) -> None:
-        """Set up a connection that the copy writes or builds on."""
-        return None
 
     @abstractmethod
     def write(self, connection: Connection, table: Table, rows: Sequence[Row]) -> None:
@@ -335,16 +339,6 @@ class PostgreSQLServer(Server):
             fields.append(f"coalesce({value}, '\\N')")
         return " || E'\\t' || ".join(fields) + " || E'\\n'"
 
-    def begin_writing(self, connection: Connection) -> None:
-        # A commit returns before its WAL is on disk. A crash of the server may
-        # then lose the last ranges committed, whole (never part of one): a
-        # rerun copies them again, as after a kill. The copy is declared done
-        # only by the commit that drops its marker, which is synchronous and
-        # so waits for all the WAL written before it, these commits' included.
-        with closing(connection.cursor()) as cursor:
-            cursor.execute("SET synchronous_commit = off")
-        connection.commit()
-
     def range_digests(self, connection: Connection, table: Table) -> Iterator[tuple[int, Digest]]:
         # The server hashes each range's lines: only the digests travel. One
         # range at a time, by the primary key, from the first key it holds.
@@ -376,6 +370,7 @@ class PostgreSQLServer(Server):
     def write_lines(self, connection: Connection, table: Table, lines: bytes) -> None:
         columns = ", ".join(table.column_names)
         with closing(connection.cursor()) as cursor:
+            cursor.execute(ASYNCHRONOUS_COMMIT)
             cursor.copy_expert(
                 f"COPY {table.name} ({columns}) FROM STDIN", io.BytesIO(lines), size=COPY_CHUNK
             )
@@ -451,6 +446,7 @@ class PostgreSQLServer(Server):
         with closing(connection.cursor()) as cursor:
             # For this transaction only: sorting in memory builds an index faster.
             cursor.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+            cursor.execute(ASYNCHRONOUS_COMMIT)
             cursor.execute(statement)
         connection.commit()
 

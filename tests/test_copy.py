@@ -180,6 +180,45 @@ def test_sqlite_to_postgresql_to_mysql_to_sqlite_ends_where_it_began(tmp_path: P
         assert next_ids(end) == next_ids(start) == (8, 5)
 
 
+def schema_of(url: str) -> set[tuple[str, ...]]:
+    """PostgreSQL's indexes, constraints and functions of the service's tables, as
+    the server writes them out."""
+    engine = create_engine(parse_database_url(url), settings_for(url))
+    try:
+        with engine.connect() as connection:
+            indexes = connection.exec_driver_sql(
+                "SELECT 'index', indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+            )
+            constraints = connection.exec_driver_sql(
+                "SELECT 'constraint', conname, contype::text, pg_get_constraintdef(oid) "
+                "FROM pg_constraint WHERE connamespace = 'public'::regnamespace"
+            )
+            functions = connection.exec_driver_sql(
+                "SELECT 'function', proname, pg_get_functiondef(oid) FROM pg_proc "
+                "WHERE pronamespace = 'public'::regnamespace AND prokind = 'f'"
+            )
+            return {tuple(row) for result in (indexes, constraints, functions) for row in result}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.backends("postgresql")
+def test_what_a_copy_onto_postgresql_builds_in_bulk_is_what_migrations_build(
+    tmp_path: Path,
+) -> None:
+    # The copy drops the target's indexes, unique and foreign keys while the rows
+    # go in, and builds them once they are in: the same as Alembic's, and found
+    # by `q` as the source finds (the test above).
+    with ExitStack() as databases:
+        source = migrated(databases.enter_context(database_on("sqlite", tmp_path, "source")))
+        fresh = migrated(databases.enter_context(database_on("postgresql", tmp_path, "fresh")))
+        target = databases.enter_context(database_on("postgresql", tmp_path, "target"))
+        fill(source)
+        copied(source, target)
+        assert schema_of(target) == schema_of(fresh)
+        assert seen(target) == seen(source)
+
+
 def test_a_difference_is_named_by_table_id_range_and_column(tmp_path: Path) -> None:
     with ExitStack() as databases:
         source = migrated(databases.enter_context(database_on(BACKEND, tmp_path, "source")))

@@ -64,7 +64,7 @@ def test_a_schema_behind_says_which_revision_it_is_at(empty_database: str) -> No
         response = client.get("/orders/")
     assert response.status_code == 503
     assert response.json() == {
-        "detail": "Database schema is at revision 0007, expected 0012: "
+        "detail": "Database schema is at revision 0007, expected 0013: "
         "run `alembic upgrade head` or start with MIGRATE_ON_START=true"
     }
 

@@ -37,8 +37,8 @@ def test_ready_names_the_backend_and_revision(client: TestClient) -> None:
     body = response.json()
     expected = {"sqlite": {"sqlite"}, "postgresql": {"postgresql"}, "mysql": {"mysql", "mariadb"}}
     assert body["database"] in expected[BACKEND]
-    assert body == {"status": "ok", "database": body["database"], "revision": "0012"}
-    assert migrations.head_revision() == "0012"
+    assert body == {"status": "ok", "database": body["database"], "revision": "0013"}
+    assert migrations.head_revision() == "0013"
 
 
 def test_health_does_not_touch_the_database(unreachable_client: TestClient) -> None:
@@ -70,7 +70,7 @@ def test_schema_behind_the_newest_revision_is_not_ready(empty_database: str) -> 
     with TestClient(app) as client:
         response = client.get("/health/ready")
     assert response.status_code == 503
-    assert "0006" in response.json()["detail"] and "0012" in response.json()["detail"]
+    assert "0006" in response.json()["detail"] and "0013" in response.json()["detail"]
 
 
 def test_missing_schema_is_503_not_500(empty_database: str) -> None:
@@ -80,7 +80,7 @@ def test_missing_schema_is_503_not_500(empty_database: str) -> None:
         response = client.get("/items/")
     assert response.status_code == 503
     assert response.json() == {
-        "detail": "Database schema has no revision, expected 0012: "
+        "detail": "Database schema has no revision, expected 0013: "
         "run `alembic upgrade head` or start with MIGRATE_ON_START=true"
     }
 

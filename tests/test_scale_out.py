@@ -38,7 +38,7 @@ def test_processes_starting_together_migrate_once(tmp_path: Path, empty_database
     assert upgrades == [("", "0001"), ("0001", "0002"), ("0002", "0003"), ("0003", "0004"),
                         ("0004", "0005"), ("0005", "0006"), ("0006", "0007"),
                         ("0007", "0008"), ("0008", "0009"), ("0009", "0010"),
-                        ("0010", "0011"), ("0011", "0012")]  # fmt: skip
+                        ("0010", "0011"), ("0011", "0012"), ("0012", "0013")]  # fmt: skip
 
 
 def test_several_worker_processes_serve_one_database(tmp_path: Path, empty_database: str) -> None:

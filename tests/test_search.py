@@ -255,3 +255,24 @@ def test_names_stored_before_the_index_are_found_after_it_down_and_up(
     with TestClient(create_app(settings_for(empty_database, migrate_on_start=False))) as client:
         for q in QUERIES:
             assert found(client, q) == by_reading_every_name(stored, q), q
+
+
+@pytest.mark.backends("postgresql")
+def test_the_grams_of_a_name_are_its_characters_and_pairs_of_characters(
+    empty_database: str,
+) -> None:
+    # Revision 0013's loop: the set revision 0009's query gave, which the GIN index keeps.
+    engine = create_engine(parse_database_url(empty_database), settings_for(empty_database))
+    migrations.upgrade_to_head(engine)
+    names = [*NAMES, "", "ß" * 255, "🍕🍕🍕", "\\\t\n"]
+    try:
+        with engine.connect() as connection:
+            grams = [
+                connection.execute(sa.text("SELECT item_name_grams(:name)"), {"name": n}).scalar()
+                for n in names
+            ]
+    finally:
+        engine.dispose()
+    for name, found_grams in zip(names, grams, strict=True):
+        pairs = {name[n : n + 2] for n in range(len(name) - 1)}
+        assert set(found_grams) == set(name) | pairs, name

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic.util import CommandError
 
 from alembic import command
-from service.copy.servers import Connection, Server, SQLiteServer
+from service.copy.servers import AFTER_ALL, Connection, Server, SQLiteServer
 from service.copy.tables import (
     RANGE_IDS,
     Digest,
@@ -29,7 +29,7 @@ from service.copy.tables import (
     Table,
     by_range,
     copied_tables,
-    digest,
+    line_of,
     range_of,
     range_text,
 )
@@ -41,6 +41,9 @@ from service.migrations import alembic_config, current_revision, head_revision
 DIFFERENCES_SHOWN = 10
 # Batches read ahead of the one being written.
 QUEUED = 2
+# Deferred statements run at a time: a GIN index's build takes one core for
+# longer than the rest together.
+BUILDERS = 2
 
 _marker_metadata = sa.MetaData()
 MARKER = sa.Table(
@@ -75,8 +78,8 @@ class Digests:
 
     ranges: dict[str, dict[int, Digest]] = field(default_factory=dict)
 
-    def add(self, table: Table, number: int, rows: list[Row]) -> None:
-        self.ranges.setdefault(table.name, {})[number] = digest(rows)
+    def add(self, table: Table, number: int, digest: Digest) -> None:
+        self.ranges.setdefault(table.name, {})[number] = digest
 
     def of(self, table: Table) -> dict[int, Digest]:
         return self.ranges.setdefault(table.name, {})
@@ -175,17 +178,21 @@ def deferred(target: Server) -> dict[str, list[str]]:
 
 
 class Builder:
-    """Builds what was deferred, table by table as their rows are in, on a
-    connection and thread of its own: while the next table is copied, and the
-    copy verified."""
+    """Builds what was deferred, table by table as their rows are in, on
+    connections and threads of its own (`BUILDERS` statements at a time):
+    while the next table is copied, and the copy verified."""
 
     def __init__(self, target: Server) -> None:
         self.target = target
         self.statements: queue.Queue[str | None] = queue.Queue()
         self.error: BaseException | None = None
         self.count = 0
-        self.thread = threading.Thread(target=self.run, name="copy-builder", daemon=True)
-        self.thread.start()
+        self.threads = [
+            threading.Thread(target=self.run, name="copy-builder", daemon=True)
+            for _ in range(BUILDERS)
+        ]
+        for thread in self.threads:
+            thread.start()
 
     def run(self) -> None:
         with closing(self.target.connect()) as connection:
@@ -201,19 +208,28 @@ class Builder:
             self.count += 1
             self.statements.put(statement)
 
-    def finish(self, report: Report) -> None:
-        if self.count:
-            report.started("build", "indexes and foreign keys", self.count)
-        self.statements.put(None)
-        self.thread.join()
+    def finish(self, report: Report, last: list[str]) -> None:
+        """Wait for what was submitted, then run `last`."""
+        if self.count or last:
+            report.started("build", "indexes and constraints", self.count + len(last))
+        for _ in self.threads:
+            self.statements.put(None)
+        for thread in self.threads:
+            thread.join()
         if self.error is not None:
             raise self.error
-        if self.count:
-            report.advanced(self.count)
+        if last:
+            with closing(self.target.connect()) as connection:
+                for statement in last:
+                    self.target.build(connection, statement)
+        if self.count or last:
+            report.advanced(self.count + len(last))
             report.finished()
 
 
 def unmark(target: Server) -> None:
+    # On the engine's connection: a synchronous commit, which returns once the
+    # copy's own asynchronous commits are on disk too (`ASYNCHRONOUS_COMMIT`).
     with target.engine.begin() as connection:
         MARKER.drop(connection, checkfirst=True)
 
@@ -235,13 +251,14 @@ def snapshot(server: Server) -> Iterator[Connection]:
 
 
 class BackgroundWriter:
-    """Writes a table's batches on a thread of its own while the next are read and
-    digested, so that this process's work overlaps the target's; at most
-    `QUEUED` batches wait. The first error stops the writing, and is raised."""
+    """Writes a table's batches (rows, or lines where the target takes them) on a
+    thread of its own while the next are read and digested, so that this
+    process's work overlaps the target's; at most `QUEUED` batches wait. The
+    first error stops the writing, and is raised."""
 
     def __init__(self, target: Server, connection: Connection, table: Table) -> None:
         self.target, self.connection, self.table = target, connection, table
-        self.batches: queue.Queue[list[Row] | None] = queue.Queue(maxsize=QUEUED)
+        self.batches: queue.Queue[list[Row] | bytes | None] = queue.Queue(maxsize=QUEUED)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self.run, name="copy-writer", daemon=True)
 
@@ -253,11 +270,14 @@ class BackgroundWriter:
         while (batch := self.batches.get()) is not None:
             if self.error is None:
                 try:
-                    self.target.write(self.connection, self.table, batch)
+                    if isinstance(batch, bytes):
+                        self.target.write_lines(self.connection, self.table, batch)
+                    else:
+                        self.target.write(self.connection, self.table, batch)
                 except BaseException as error:
                     self.error = error
 
-    def write(self, batch: list[Row]) -> None:
+    def write(self, batch: list[Row] | bytes) -> None:
         if self.error is not None:
             raise self.error
         self.batches.put(batch)
@@ -270,12 +290,16 @@ class BackgroundWriter:
 
 
 def copy_rows(
-    source: Server, reading: Connection, target: Server, report: Report, builder: Builder
+    source: Server,
+    reading: Connection,
+    target: Server,
+    report: Report,
+    builder: Builder,
+    later: dict[str, list[str]],
 ) -> tuple[Digests, dict[str, int]]:
-    """Copy every table's rows the target lacks, each table's deferred indexes
-    handed to `builder` once its rows are in; the digests of the ranges
-    copied, and where each table's copy began (a resumed copy, after 0)."""
-    later = deferred(target)
+    """Copy every table's rows the target lacks, each table's deferred statements
+    (`later`) handed to `builder` once its rows are in; the digests of the
+    ranges copied, and where each table's copy began (a resumed copy, after 0)."""
     digests = Digests()
     starts: dict[str, int] = {}
     with closing(target.connect()) as writing:
@@ -293,10 +317,18 @@ def copy_rows(
             )
             report.started("copy", table.name, rows)
             with BackgroundWriter(target, writing, table) as writer:
-                for number, batch in by_range(source.rows(reading, table, start)):
-                    writer.write(batch)
-                    digests.add(table, number, batch)
-                    report.advanced(len(batch))
+                if target.takes_lines:
+                    for lines in source.lines(reading, table, start):
+                        writer.write(lines.text)
+                        digests.add(table, lines.number, lines.digest())
+                        report.advanced(lines.rows)
+                else:
+                    line = line_of(table)
+                    for number, batch in by_range(source.rows(reading, table, start)):
+                        writer.write(batch)
+                        text = "".join(map(line, batch)).encode()
+                        digests.add(table, number, Digest.of(len(batch), text))
+                        report.advanced(len(batch))
             report.finished()
             builder.submit(later.get(table.name, []))
         for table in copied_tables():
@@ -318,9 +350,14 @@ def read_digests(
         return
     rows = server.count(connection, table)
     report.started(step, table.name, rows)
-    for number, batch in by_range(server.rows(connection, table, 0, stop)):
-        digests.add(table, number, batch)
-        report.advanced(len(batch))
+    if stop is None:
+        for number, digest in server.range_digests(connection, table):
+            digests.add(table, number, digest)
+            report.advanced(digest.rows)
+    else:
+        for lines in server.lines(connection, table, 0, stop):
+            digests.add(table, lines.number, lines.digest())
+            report.advanced(lines.rows)
     report.finished()
 
 
@@ -400,16 +437,17 @@ def copy(source: Server, target: Server, report: Report) -> list[str]:
     verify it; the differences found (none: the copy is done)."""
     revision = check_source(source)
     prepare_target(target, source, revision)
+    later = deferred(target)
     builder = Builder(target)
     with snapshot(source) as reading:
-        digests, starts = copy_rows(source, reading, target, report, builder)
+        digests, starts = copy_rows(source, reading, target, report, builder, later)
         for table in copied_tables():
             # A resumed copy: the ranges copied before it, read again.
             read_digests(
                 source, reading, table, digests, report, "verify source", stop=starts[table.name]
             )
         found = differences(source, reading, target, digests, report)
-    builder.finish(report)
+    builder.finish(report, later.get(AFTER_ALL, []))
     if not found:
         unmark(target)
     return found

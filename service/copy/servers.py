@@ -16,13 +16,37 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from service.copy.tables import Column, Form, Row, Table
+from service.copy.tables import (
+    RANGE_IDS,
+    Column,
+    Digest,
+    Form,
+    Lines,
+    Row,
+    Table,
+    by_range,
+    line_of,
+    lines_by_range,
+    range_of,
+)
 from service.db.backends import Backend, Kind
 from service.db.backends.mysql import is_galera_node
 from service.db.engine import engine_for
 
+# The key of `Server.defer`'s statements to run once every table's have run.
+AFTER_ALL = ""
 # Rows fetched from a server-side cursor at a time.
 FETCH_ROWS = 2000
+# The copy's own transactions on PostgreSQL commit without waiting for their WAL
+# to reach the disk. A crash of the server may then lose the last ones, whole
+# (never part of one): a rerun copies or builds them again, as after a kill.
+# The copy is declared done only by the commit that drops its marker, which
+# is synchronous, and so returns once all the WAL before it is on disk, these
+# commits' included. SET LOCAL: nothing outlives the transaction on a pooled
+# server session (PgBouncer).
+ASYNCHRONOUS_COMMIT = "SET LOCAL synchronous_commit = off"
+# Bytes of COPY's text sent to PostgreSQL at a time.
+COPY_CHUNK = 1 << 20
 # PostgreSQL's memory for building an index once the rows are in.
 INDEX_BUILD_MEMORY = "256MB"
 
@@ -86,6 +110,37 @@ class Server(ABC):
                 else:
                     yield from map(convert, batch)
 
+    def line(self, table: Table) -> str | None:
+        """The expression that reads a row of `table` as its line (`line_of`);
+        None: the lines are written here, from the rows."""
+        return None
+
+    def lines(
+        self, connection: Connection, table: Table, start: int = 0, stop: int | None = None
+    ) -> Iterator[Lines]:
+        """The rows of `rows`, as lines, by id range."""
+        line = self.line(table)
+        if line is None:
+            line_of_row = line_of(table)
+            for number, batch in by_range(self.rows(connection, table, start, stop)):
+                yield Lines(number, len(batch), "".join(map(line_of_row, batch)).encode())
+            return
+        bounds = f"{table.key} >= {self.placeholder}"
+        if stop is not None:
+            bounds += f" AND {table.key} < {self.placeholder}"
+        parameters = (start,) if stop is None else (start, stop)
+        with closing(self.streaming_cursor(connection)) as cursor:
+            cursor.execute(
+                f"SELECT {table.key}, {line} FROM {table.name} WHERE {bounds} ORDER BY {table.key}",
+                parameters,
+            )
+            yield from lines_by_range(_fetched(cursor))
+
+    def range_digests(self, connection: Connection, table: Table) -> Iterator[tuple[int, Digest]]:
+        """The digest of each id range of `table` that holds rows, in key order."""
+        for lines in self.lines(connection, table):
+            yield lines.number, lines.digest()
+
     def streaming_cursor(self, connection: Connection) -> Any:
         return connection.cursor()
 
@@ -120,13 +175,21 @@ class Server(ABC):
     def write(self, connection: Connection, table: Table, rows: Sequence[Row]) -> None:
         """Insert canonical rows, keys included, and commit them: one transaction."""
 
+    # Whether `write_lines` takes rows as lines (`line_of`), faster than `write`.
+    takes_lines = False
+
+    def write_lines(self, connection: Connection, table: Table, lines: bytes) -> None:
+        """Insert rows written as lines, and commit them: one transaction."""
+        raise NotImplementedError
+
     @abstractmethod
     def set_id_counter(self, connection: Connection, table: Table, high_water: int) -> None:
         """Make the table's next id `high_water + 1`, and commit."""
 
     def defer(self, connection: Connection, tables: Sequence[Table]) -> dict[str, list[str]]:
         """Drop what is faster built once the rows are in (in the transaction
-        that marks the copy); by table, the statements that build it again."""
+        that marks the copy); by table, the statements that build it again,
+        and under `AFTER_ALL` those to run once all the others have."""
         return {}
 
     def build(self, connection: Connection, statement: str) -> None:
@@ -159,6 +222,29 @@ class SQLiteServer(Server):
             return f"printf('%.{column.scale}f', {column.name})"
         return column.name
 
+    def line(self, table: Table) -> str:
+        fields = []
+        for column in table.columns:
+            name = column.name
+            match column.form:
+                case Form.INTEGER:
+                    value = f"CAST({name} AS TEXT)"
+                case Form.DECIMAL:
+                    # printf reads NULL as 0.
+                    value = f"CASE WHEN {name} IS NOT NULL THEN {self.selected(column)} END"
+                case Form.TIMESTAMP:
+                    value = name
+                case Form.TEXT:
+                    # Escaped where it needs to be: a GLOB costs a third of the replaces.
+                    value = (
+                        f"CASE WHEN {name} GLOB '*[\\' || char(9, 10, 13) || ']*' THEN "
+                        f"replace(replace(replace(replace({name}, '\\', '\\\\'), "
+                        "char(9), '\\t'), char(10), '\\n'), char(13), '\\r') "
+                        f"ELSE {name} END"
+                    )
+            fields.append(f"coalesce({value}, '\\N')")
+        return " || char(9) || ".join(fields) + " || char(10)"
+
     def id_counter(self, connection: Connection, table: Table) -> int:
         return int(
             self.scalar(connection, "SELECT seq FROM sqlite_sequence WHERE name = ?", table.name)
@@ -182,6 +268,11 @@ class SQLiteServer(Server):
                 "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table.name, high_water)
             )
         connection.commit()
+
+
+def _fetched(cursor: Any) -> Iterator[tuple[int, str]]:
+    while batch := cursor.fetchmany(FETCH_ROWS):
+        yield from batch
 
 
 def _with_floats(row: Row, decimals: list[int]) -> tuple[Any, ...]:
@@ -236,19 +327,69 @@ class PostgreSQLServer(Server):
             last, called = cursor.fetchone()
         return int(last) if called else int(last) - 1
 
+    def line(self, table: Table) -> str:
+        fields = []
+        for column in table.columns:
+            name = column.name
+            match column.form:
+                case Form.INTEGER | Form.DECIMAL:
+                    # A numeric's text has all its places.
+                    value = f"CAST({name} AS TEXT)"
+                case Form.TIMESTAMP:
+                    value = f"to_char({name}, 'YYYY-MM-DD HH24:MI:SS.US')"
+                case Form.TEXT:
+                    value = (
+                        f"replace(replace(replace(replace({name}, '\\', '\\\\'), "
+                        "E'\\t', '\\t'), E'\\n', '\\n'), E'\\r', '\\r')"
+                    )
+            fields.append(f"coalesce({value}, '\\N')")
+        return " || E'\\t' || ".join(fields) + " || E'\\n'"
+
+    def range_digests(self, connection: Connection, table: Table) -> Iterator[tuple[int, Digest]]:
+        # The server hashes each range's lines: only the digests travel. One
+        # range at a time, by the primary key, from the first key it holds.
+        key = table.key
+        digest = (
+            f"SELECT count(*), encode(sha256(convert_to(coalesce(string_agg("
+            f"{self.line(table)}, '' ORDER BY {key}), ''), 'UTF8')), 'hex') "
+            f"FROM {table.name} WHERE {key} >= %s AND {key} < %s"
+        )
+        with closing(connection.cursor()) as cursor:
+            start = 0
+            while True:
+                cursor.execute(f"SELECT min({key}) FROM {table.name} WHERE {key} >= %s", (start,))
+                (first,) = cursor.fetchone()
+                if first is None:
+                    return
+                number = range_of(first)
+                start = (number + 1) * RANGE_IDS
+                cursor.execute(digest, (number * RANGE_IDS, start))
+                rows, hash = cursor.fetchone()
+                yield number, Digest(rows, hash)
+
     def write(self, connection: Connection, table: Table, rows: Sequence[Row]) -> None:
-        line = _copy_line(table)
-        text = "".join(map(line, rows))
+        line = line_of(table)
+        self.write_lines(connection, table, "".join(map(line, rows)).encode())
+
+    takes_lines = True
+
+    def write_lines(self, connection: Connection, table: Table, lines: bytes) -> None:
         columns = ", ".join(table.column_names)
         with closing(connection.cursor()) as cursor:
-            cursor.copy_expert(f"COPY {table.name} ({columns}) FROM STDIN", io.StringIO(text))
+            cursor.execute(ASYNCHRONOUS_COMMIT)
+            cursor.copy_expert(
+                f"COPY {table.name} ({columns}) FROM STDIN", io.BytesIO(lines), size=COPY_CHUNK
+            )
         connection.commit()
 
     def defer(self, connection: Connection, tables: Sequence[Table]) -> dict[str, list[str]]:
         # Built once over all the rows, an index costs a fraction of keeping it
-        # row by row (GIN indexes of trigrams most), and a foreign key is
-        # checked by one join instead of a lookup per row. Primary keys and
-        # unique constraints stay: they keep the copy exact while it runs.
+        # row by row (GIN indexes of trigrams most, and a unique index of text
+        # about as much as the rest of COPY), and a foreign key is checked by
+        # one join instead of a lookup per row. Primary keys stay: a resumed
+        # copy finds where it stopped by them, and a range written twice would
+        # fail. A unique constraint added back checks every row, and the
+        # verification compares them all.
         names = [table.name for table in tables]
         with closing(connection.cursor()) as cursor:
             cursor.execute(
@@ -261,33 +402,57 @@ class PostgreSQLServer(Server):
             indexes = cursor.fetchall()
             cursor.execute(
                 "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
-                "FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text = ANY(%s)",
+                "FROM pg_constraint WHERE contype IN ('u', 'f') "
+                "AND conrelid::regclass::text = ANY(%s) "
+                "ORDER BY contype = 'f' DESC",
                 (names,),
             )
-            foreign_keys = cursor.fetchall()
+            # Foreign keys first: one may reference a unique constraint.
+            constraints = cursor.fetchall()
+            # A unique constraint comes back as its index, built beside the
+            # others, and then the constraint made of it: ALTER TABLE ... UNIQUE
+            # would lock the table's readers out while it sorts.
+            unique = [
+                (table, name)
+                for table, name, definition in constraints
+                if definition.startswith("UNIQUE ")
+            ]
+            cursor.execute(
+                "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+                "WHERE indexrelid::regclass::text = ANY(%s)",
+                ([name for _, name in unique],),
+            )
+            unique_indexes = dict(cursor.fetchall())
             for _, name, _ in indexes:
                 cursor.execute(f"DROP INDEX {name}")
-            for table, name, _ in foreign_keys:
+            for table, name, _ in constraints:
                 cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
         deferred: dict[str, list[str]] = {}
+        # GIN indexes take longest to build: begun first, they end sooner
+        # (`Builder` runs more than one statement at a time).
+        indexes.sort(key=lambda index: " USING gin " not in index[2])
         # Each statement does nothing if what it builds is there: a copy resumed
         # after it ran runs it again.
         for table, _, definition in indexes:
-            statement = re.sub(
-                r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX IF NOT EXISTS ", definition
-            )
-            deferred.setdefault(table, []).append(statement)
-        for table, name, definition in foreign_keys:
-            deferred.setdefault(table, []).append(
-                f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = '{name}') "
-                f"THEN ALTER TABLE {table} ADD CONSTRAINT {name} {definition}; END IF; END $$"
-            )
+            deferred.setdefault(table, []).append(if_not_exists(definition))
+        for table, name in unique:
+            deferred.setdefault(table, []).append(if_not_exists(unique_indexes[name]))
+            attach = f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}"
+            deferred.setdefault(AFTER_ALL, []).append(_unless_constraint(name, attach))
+        for table, name, definition in reversed(constraints):
+            if (table, name) not in unique:
+                deferred.setdefault(table, []).append(
+                    _unless_constraint(
+                        name, f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
+                    )
+                )
         return deferred
 
     def build(self, connection: Connection, statement: str) -> None:
         with closing(connection.cursor()) as cursor:
             # For this transaction only: sorting in memory builds an index faster.
             cursor.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+            cursor.execute(ASYNCHRONOUS_COMMIT)
             cursor.execute(statement)
         connection.commit()
 
@@ -301,38 +466,21 @@ class PostgreSQLServer(Server):
         connection.commit()
 
 
+def if_not_exists(index_definition: str) -> str:
+    return re.sub(r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX IF NOT EXISTS ", index_definition)
+
+
+def _unless_constraint(name: str, statement: str) -> str:
+    return (
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = '{name}') "
+        f"THEN {statement}; END IF; END $$"
+    )
+
+
 def _six_places(value: str) -> str:
     """`2026-01-31 12:00:00.12` or `2026-01-31 12:00:00` with six fractional digits."""
     whole, _, fraction = value.partition(".")
     return f"{whole}.{fraction:0<6}"
-
-
-# COPY's text format: a backslash, tab, newline or carriage return in a text is escaped.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _escaped(text: str) -> str:
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        return text.translate(_COPY_ESCAPES)
-    return text
-
-
-def _copy_line(table: Table) -> Callable[[Row], str]:
-    """What writes a canonical row as a line of COPY's text format."""
-    # Integers become text; decimals and timestamps are text already, never escaped.
-    shown = [
-        _escaped if column.form is Form.TEXT else str if column.form is Form.INTEGER else None
-        for column in table.columns
-    ]
-
-    def line(row: Row) -> str:
-        fields = [
-            "\\N" if value is None else value if show is None else show(value)  # type: ignore[arg-type]
-            for value, show in zip(row, shown, strict=True)
-        ]
-        return "\t".join(fields) + "\n"  # type: ignore[arg-type]
-
-    return line
 
 
 class MySQLServer(Server):

@@ -4,13 +4,17 @@ Every server reads a column in the same canonical form (`Form`): integers as
 `int`, decimals as text with all their places (`19.90`), timestamps as the
 UTC text `YYYY-MM-DD HH:MM:SS.ffffff`, text as `str`, NULL as `None`. A row
 is a tuple of those, so a row read from any backend compares equal to the
-same row read from any other, and a digest of rows is a digest of what they
-hold, byte for byte.
+same row read from any other.
+
+A row is also written as one line of PostgreSQL's COPY text format
+(`line_of`), which is what a digest hashes: a server that makes the lines
+itself (`Server.line`) sends PostgreSQL the text it reads, and one that
+hashes them itself (`Server.range_digests`) sends none.
 """
 
 import enum
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -98,16 +102,71 @@ def range_text(number: int) -> str:
 
 @dataclass(frozen=True)
 class Digest:
-    """A range's rows: how many, and a hash of their canonical form."""
+    """A range's rows: how many, and the SHA-256 of their lines (`line_of`), in key
+    order, as UTF-8: a hash each server can compute itself."""
 
     rows: int
     hash: str
 
+    @classmethod
+    def of(cls, rows: int, lines: bytes) -> "Digest":
+        return cls(rows, hashlib.sha256(lines).hexdigest())
 
-def digest(rows: Sequence[Row]) -> Digest:
-    # The canonical tuples' own literal: each value's type and text, NULL
-    # distinct from any text, in a form that no two different rows share.
-    return Digest(len(rows), hashlib.blake2b(repr(rows).encode(), digest_size=16).hexdigest())
+
+# COPY's text format: a backslash, tab, newline or carriage return in a text is
+# escaped, so that a line says where each value ends and NULL (`\N`) is no text.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _escaped(text: str) -> str:
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_COPY_ESCAPES)
+    return text
+
+
+def line_of(table: Table) -> Callable[[Row], str]:
+    """What writes a canonical row as a line of COPY's text format."""
+    # Integers become text; decimals and timestamps are text already, never escaped.
+    shown = [
+        _escaped if column.form is Form.TEXT else str if column.form is Form.INTEGER else None
+        for column in table.columns
+    ]
+
+    def line(row: Row) -> str:
+        fields = [
+            "\\N" if value is None else value if show is None else show(value)  # type: ignore[arg-type]
+            for value, show in zip(row, shown, strict=True)
+        ]
+        return "\t".join(fields) + "\n"  # type: ignore[arg-type]
+
+    return line
+
+
+@dataclass(frozen=True)
+class Lines:
+    """An id range's rows as lines of COPY's text format (`line_of`), in key order, UTF-8."""
+
+    number: int
+    rows: int
+    text: bytes
+
+    def digest(self) -> Digest:
+        return Digest.of(self.rows, self.text)
+
+
+def lines_by_range(keyed: Iterable[tuple[int, str]]) -> Iterable[Lines]:
+    """Rows' `(key, line)` in key order, grouped by id range."""
+    current: int | None = None
+    lines: list[str] = []
+    for key, line in keyed:
+        number = range_of(key)
+        if number != current:
+            if lines:
+                yield Lines(current, len(lines), "".join(lines).encode())  # type: ignore[arg-type]
+            current, lines = number, []
+        lines.append(line)
+    if lines:
+        yield Lines(current, len(lines), "".join(lines).encode())  # type: ignore[arg-type]
 
 
 def by_range(rows: Iterable[Row]) -> Iterable[tuple[int, list[Row]]]:

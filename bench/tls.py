@@ -68,7 +68,7 @@ def start_targets(stack: ExitStack, directory: Path, args: argparse.Namespace) -
     # The test suite's certificates and private servers, as bench.upgrade uses its clusters.
     sys.path.insert(0, str(ROOT / "tests"))
     from certificates import make_certificates  # noqa: PLC0415
-    from private_servers import private_server  # noqa: PLC0415
+    from private_servers import local_server  # noqa: PLC0415
 
     certificates = make_certificates(directory / "certificates")
     floor_values = {"first": "1", "last": str(args.items), "q": SEARCH_TERM}
@@ -86,7 +86,7 @@ def start_targets(stack: ExitStack, directory: Path, args: argparse.Namespace) -
         ),
     }
     for backend in args.backend:
-        server = private_server(backend)
+        server = local_server(backend)
         stack.callback(server.remove)
         server.use_tls(certificates.server)
         server.start()

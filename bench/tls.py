@@ -59,8 +59,8 @@ def main() -> None:
         print(f"server logs in {directory}", file=sys.stderr)
         targets = start_targets(stack, directory, args)
         for endpoint in endpoints:
-            rates, database_cpu = measure(endpoint, targets, args)
-            print_medians(rates, database_cpu)
+            rates, database_cpu, results = measure(endpoint, targets, args)
+            print_medians(rates, database_cpu, results)
             print_tls_ratios(rates, args.backend)
 
 

@@ -63,6 +63,9 @@ def settings_for(url: str, **overrides: object) -> Settings:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Ended by `kill` (a CI timeout, a cancelled job): stop as after Ctrl-C, so
+    # that the fixtures stop the servers and clusters they started.
+    signal.signal(signal.SIGTERM, _interrupted)
     config.addinivalue_line("markers", "backends(*names): run only on these TEST_BACKENDs")
     config.addinivalue_line(
         "markers", "cluster(*names): run only with these TEST_CLUSTERs ('' for none)"
@@ -152,6 +155,10 @@ def session_container() -> Iterator[DatabaseContainer | None]:
     finally:
         _container = None
         server.remove()
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -203,6 +203,19 @@ def print_medians(
             f"| {name} | {statistics.median(values):.0f} | {a_cell} | {b_cell} | {cpu_cell} "
             f"| {p50:.1f} | {p90:.1f} | {p99:.1f} | {p999:.1f} | {fairness:.1f} | {errors} |"
         )
+    befores = [name for name in rates if name.endswith(" before")]
+    if befores:
+        print("\nThis checkout against the baseline, the median of each round's ratio:\n")
+        print("| backend | req/s, now / before | p99 / p50 now | p99 / p50 before |")
+        print("|---|---|---|---|")
+    for before in befores:
+        now = before.removesuffix(" before")
+        ratio = statistics.median(a / b for a, b in zip(rates[now], rates[before], strict=True))
+        fairness_now, fairness_before = (
+            statistics.median(run.p99_ms / run.p50_ms for run in results[name] if run.p50_ms)
+            for name in (now, before)
+        )
+        print(f"| {now} | {ratio:.3f} | {fairness_now:.1f} | {fairness_before:.1f} |")
 
 
 def seeded_values(url: str, items: int, *, orders: bool) -> dict[str, str]:

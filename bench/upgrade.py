@@ -29,7 +29,7 @@ import threading
 import time
 import tomllib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +41,10 @@ from bench.databases import BACKENDS, fresh_database, seed
 from bench.servers import ROOT, free_port
 
 RELEASES_FILE = ROOT / "releases.toml"
+# What the clients ask: create an item, read one by id, search by a word of its name.
+KINDS = ("create", "read", "search")
+# How long the release serves its clients before the upgrade starts.
+LOAD_BEFORE_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,7 @@ class Clients:
     count: int
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # (started, ended, method, status)
+    # (started, ended, kind: one of KINDS, status)
     requests: list[tuple[float, float, str, int]] = field(default_factory=list)
     # Acknowledged creates: id -> the word only its name holds
     written: dict[int, str] = field(default_factory=dict)
@@ -165,7 +169,7 @@ class Clients:
             while not self.stop.is_set():
                 word = f"w{secrets.token_hex(5)}"
                 body = {"name": f"Upgrade {word} Straße", "price": random.randint(1, 9999) / 100}
-                created = self._send(http, "POST", "/items/", body)
+                created = self._send(http, "create", "POST", "/items/", body)
                 if created is not None and created.status_code == 201:
                     item = created.json()
                     mine.append((item["id"], word))
@@ -173,11 +177,17 @@ class Clients:
                         self.written[item["id"]] = word
                 if mine and random.random() < 0.5:
                     item_id, word = random.choice(mine)
-                    self._send(http, "GET", f"/items/{item_id}", None)
-                    self._send(http, "GET", "/items/", None, {"q": word[:4], "limit": 20})
+                    self._send(http, "read", "GET", f"/items/{item_id}", None)
+                    self._send(http, "search", "GET", "/items/", None, {"q": word[:4], "limit": 20})
 
     def _send(
-        self, http: httpx.Client, method: str, path: str, body: Any, query: Any = None
+        self,
+        http: httpx.Client,
+        kind: str,
+        method: str,
+        path: str,
+        body: Any,
+        query: Any = None,
     ) -> httpx.Response | None:
         started = time.monotonic()
         try:
@@ -186,7 +196,7 @@ class Clients:
             response = None
         with self.lock:
             status = 0 if response is None else response.status_code
-            self.requests.append((started, time.monotonic(), method, status))
+            self.requests.append((started, time.monotonic(), kind, status))
         return response
 
 
@@ -199,6 +209,10 @@ class Upgrade:
     seconds: float
     statuses: Counter[int]
     longest_request: float
+    # The longest request of each kind (KINDS) that overlapped the upgrade, and
+    # of those that ended before it started: what the release takes anyway.
+    longest_during: dict[str, float]
+    longest_before: dict[str, float]
     # The longest time, while the upgrade ran, in which no create was acknowledged.
     longest_without_a_write: float
     written_during: int
@@ -212,7 +226,7 @@ def upgrade_under_load(old: Path, new: Path, url: str, clients: int) -> tuple[Up
     with serving(old, as_a_release_takes_it(url)) as base:
         load = Clients(base, clients)
         with load.running():
-            time.sleep(1)
+            time.sleep(LOAD_BEFORE_SECONDS)
             started = time.monotonic()
             with subprocess.Popen(
                 [sys.executable, "-m", "alembic", "upgrade", "head"],
@@ -237,7 +251,7 @@ def upgrade_under_load(old: Path, new: Path, url: str, clients: int) -> tuple[Up
         for n, (at, revision) in enumerate(marks)
     ]
     acknowledged = sorted(
-        end for _, end, method, status in load.requests if method == "POST" and status == 201
+        end for _, end, kind, status in load.requests if kind == "create" and status == 201
     )
     during = [at for at in acknowledged if started <= at <= ended]
     edges = [started, *during, ended]
@@ -247,6 +261,8 @@ def upgrade_under_load(old: Path, new: Path, url: str, clients: int) -> tuple[Up
             seconds=ended - started,
             statuses=Counter(status for *_, status in load.requests),
             longest_request=max((end - start for start, end, *_ in load.requests), default=0),
+            longest_during=longest_by_kind(load.requests, lambda s, e: e >= started and s <= ended),
+            longest_before=longest_by_kind(load.requests, lambda s, e: e < started),
             longest_without_a_write=max(b - a for a, b in zip(edges, edges[1:], strict=False)),
             written_during=len(during),
             output="".join(line for _, line in lines),
@@ -254,6 +270,17 @@ def upgrade_under_load(old: Path, new: Path, url: str, clients: int) -> tuple[Up
         ),
         load,
     )
+
+
+def longest_by_kind(
+    requests: list[tuple[float, float, str, int]], chosen: Callable[[float, float], bool]
+) -> dict[str, float]:
+    """The longest of the `chosen` requests (by their start and end), by kind."""
+    longest = dict.fromkeys(KINDS, 0.0)
+    for started, ended, kind, _ in requests:
+        if chosen(started, ended):
+            longest[kind] = max(longest[kind], ended - started)
+    return longest
 
 
 def missed_by_q(new: Path, url: str, written: dict[int, str]) -> list[int]:
@@ -287,6 +314,9 @@ def report(backend: str, release: Release, upgrade: Upgrade, missed: int, checke
     )
     print(f"  upgrade took {upgrade.seconds:.2f} s (exit {upgrade.returncode})")
     print(f"  longest request: {upgrade.longest_request:.3f} s")
+    for when, longest in (("during", upgrade.longest_during), ("before", upgrade.longest_before)):
+        kinds = ", ".join(f"{kind} {seconds:.3f} s" for kind, seconds in longest.items())
+        print(f"  longest {when} the upgrade: {kinds}")
     print(f"  longest with no write acknowledged, during the upgrade: "
           f"{upgrade.longest_without_a_write:.3f} s")  # fmt: skip
     print(f"  requests: {statuses}")

@@ -249,6 +249,32 @@ def test_json_log_lines_name_their_request_and_never_a_secret(
         assert secret not in output[0]
 
 
+def test_access_lines_of_a_burst_are_each_written_once_and_none_lost_at_exit(
+    tmp_path: Path, empty_database: str
+) -> None:
+    """Access lines logged in one turn of the loop are written together: a
+    burst's every line is there once, and the lines after it too."""
+    ids = [f"burst-{n}" for n in range(200)]
+
+    async def burst(base: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            answers = await asyncio.gather(
+                *(http.get("/items/", headers={"X-Request-ID": given}) for given in ids)
+            )
+        return [answer.status_code for answer in answers]
+
+    with running_service(tmp_path, DATABASE_URL=empty_database, LOG_FORMAT="json") as (
+        base,
+        output,
+    ):
+        assert asyncio.run(burst(base)) == [200] * len(ids)
+    lines = [json.loads(line) for line in output[0].splitlines() if line.strip()]
+    logged = [line["request_id"] for line in lines if line["logger"] == "service.access"]
+    assert sorted(given for given in logged if given.startswith("burst-")) == sorted(ids)
+    # uvicorn's last line, written as the process stops.
+    assert lines[-1]["message"].startswith("Finished server process")
+
+
 def worker_pids(port: int) -> set[int]:
     """uvicorn's worker processes serving `port` (started by multiprocessing's spawn)."""
     pids = set()

@@ -220,13 +220,15 @@ class Upgrade:
     returncode: int
 
 
-def upgrade_under_load(old: Path, new: Path, url: str, clients: int) -> tuple[Upgrade, Clients]:
-    """Serve `url` with the code in `old` to `clients` clients while the code in
-    `new` migrates it to its newest revision."""
+def upgrade_under_load(
+    old: Path, new: Path, url: str, clients: int, load_before: float = LOAD_BEFORE_SECONDS
+) -> tuple[Upgrade, Clients]:
+    """Serve `url` with the code in `old` to `clients` clients, for `load_before`
+    seconds and then while the code in `new` migrates it to its newest revision."""
     with serving(old, as_a_release_takes_it(url)) as base:
         load = Clients(base, clients)
         with load.running():
-            time.sleep(LOAD_BEFORE_SECONDS)
+            time.sleep(load_before)
             started = time.monotonic()
             with subprocess.Popen(
                 [sys.executable, "-m", "alembic", "upgrade", "head"],

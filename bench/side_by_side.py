@@ -197,7 +197,7 @@ def print_medians(
             statistics.median(getattr(run, field) for run in runs)
             for field in ("p50_ms", "p90_ms", "p99_ms", "p999_ms")
         )
-        fairness = statistics.median(run.p99_ms / run.p50_ms for run in runs if run.p50_ms)
+        fairness = tail_over_median(runs)
         errors = sum(run.non_2xx + run.socket_errors for run in runs)
         print(
             f"| {name} | {statistics.median(values):.0f} | {a_cell} | {b_cell} | {cpu_cell} "
@@ -211,11 +211,15 @@ def print_medians(
     for before in befores:
         now = before.removesuffix(" before")
         ratio = statistics.median(a / b for a, b in zip(rates[now], rates[before], strict=True))
-        fairness_now, fairness_before = (
-            statistics.median(run.p99_ms / run.p50_ms for run in results[name] if run.p50_ms)
-            for name in (now, before)
+        print(
+            f"| {now} | {ratio:.3f} | {tail_over_median(results[now]):.1f} "
+            f"| {tail_over_median(results[before]):.1f} |"
         )
-        print(f"| {now} | {ratio:.3f} | {fairness_now:.1f} | {fairness_before:.1f} |")
+
+
+def tail_over_median(runs: list[wrk.Result]) -> float:
+    """The median over `runs` of each run's p99 / p50."""
+    return statistics.median(run.p99_ms / run.p50_ms for run in runs if run.p50_ms)
 
 
 def seeded_values(url: str, items: int, *, orders: bool) -> dict[str, str]:

@@ -66,10 +66,10 @@ def upgrade() -> None:
     if not _is_a_loop():
         next_trigger = UPDATE_TRIGGER_SQL.replace(UPDATE_TRIGGER, NEXT_TRIGGER, 1)
         online.create_trigger(NEXT_TRIGGER, next_trigger)
-        op.execute(f"DROP TRIGGER IF EXISTS {UPDATE_TRIGGER}")
-        op.execute(UPDATE_TRIGGER_SQL)
+        online.briefly(f"DROP TRIGGER IF EXISTS {UPDATE_TRIGGER}")
+        online.briefly(UPDATE_TRIGGER_SQL)
     if online.trigger_exists(NEXT_TRIGGER):
-        op.execute(f"DROP TRIGGER {NEXT_TRIGGER}")
+        online.briefly(f"DROP TRIGGER {NEXT_TRIGGER}")
 
 
 def _is_a_loop() -> bool:

@@ -12,6 +12,7 @@ these are the mechanics revisions share (docs/upgrades.md):
 - `statements_commit_alone`: a block whose statements each commit alone;
 - `create_index`, `drop_index`, `create_trigger`: DDL that lets writes go on
   and is kept when made already, so that a revision can run again;
+- `briefly`: a DDL statement that needs its table to itself for a moment;
 - `lint_exception`: a statement that breaks a rule of the migration linter
   on purpose, and why.
 """
@@ -197,9 +198,23 @@ def lint_exception(rules: str, why: str) -> None:
 
 def create_trigger(name: str, create: str) -> None:
     """Run `create`, which makes the trigger `name`, unless it exists already
-    (MySQL before 8.0.29 knows no CREATE TRIGGER IF NOT EXISTS)."""
+    (MySQL before 8.0.29 knows no CREATE TRIGGER IF NOT EXISTS), waiting
+    briefly for its table (`briefly`)."""
     if not trigger_exists(name):
-        op.execute(create)
+        briefly(create)
+
+
+def briefly(statement: str) -> None:
+    """Run `statement`, a DDL statement that needs its table to itself for a
+    moment (a trigger made or dropped), so that it waits for the table, and
+    requests queued behind it wait, as briefly as the server allows: on
+    MariaDB (not Galera) 0.5 s, where the lock timeout takes whole seconds."""
+    if op.get_context().as_sql:
+        op.execute(statement)
+        return
+    migrating = op.get_bind()
+    backend: Backend = migrating.info[MIGRATION_BACKEND]
+    op.execute(backend.waiting_briefly(migrating, statement))
 
 
 def trigger_exists(name: str) -> bool:

@@ -161,6 +161,13 @@ class Backend(ABC):
             for statement in self.migration_transaction_statements:
                 connection.exec_driver_sql(statement)
 
+    def waiting_briefly(self, connection: Connection, statement: str) -> str:
+        """`statement`, a DDL statement that needs its table to itself for a
+        moment (a trigger made or dropped), as run so that it waits for the
+        table, and every request queued behind it waits, as briefly as the
+        server allows: by default, the lock timeout of every statement."""
+        return statement
+
     # How long a migration waits after each batch it commits, so that writers
     # waiting for the lock it held get it first.
     pause_after_batch_seconds = 0.0

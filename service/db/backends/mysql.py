@@ -49,6 +49,10 @@ _NULL_COLUMN = re.compile(r"Column '(?P<column>[^']+)' cannot be null")
 _RETRYABLE = {errors.LOCK_DEADLOCK, errors.UNKNOWN_COM_ERROR}
 # The least lock_wait_timeout MySQL takes (whole seconds).
 MIGRATION_LOCK_TIMEOUT_SECONDS = 1
+# How long a brief DDL statement waits on MariaDB (max_statement_time takes fractions).
+BRIEF_DDL_SECONDS = 0.5
+# Where `start_migrating` notes whether the connection is a Galera node's.
+_ON_GALERA = "migrating_on_galera"
 # wsrep_sync_wait's bits for reads, updates and deletes, inserts and replaces.
 CAUSALITY_CHECKS = 1 | 2 | 4
 _SCHEMA = {errors.NO_SUCH_TABLE, errors.BAD_FIELD_ERROR}
@@ -160,11 +164,31 @@ class MySQL(NetworkBackend):
             f"SET SESSION lock_wait_timeout = {MIGRATION_LOCK_TIMEOUT_SECONDS}, "
             f"innodb_lock_wait_timeout = {MIGRATION_LOCK_TIMEOUT_SECONDS}"
         )
+        cursor = connection.connection.cursor()
+        try:
+            connection.info[_ON_GALERA] = is_galera_node(cursor)
+        finally:
+            cursor.close()
         connection.commit()
         return connection
 
+    def waiting_briefly(self, connection: Connection, statement: str) -> str:
+        # lock_wait_timeout takes whole seconds, and a request that queues
+        # behind the waiting statement waits as long. MariaDB's
+        # max_statement_time takes fractions and ends a wait for a metadata
+        # lock just as well (a brief statement spends its time waiting). Not
+        # on Galera: there a schema change is replicated to every node before
+        # it runs (total order isolation), and one node must not stop it.
+        if not getattr(connection.dialect, "is_mariadb", False) or connection.info.get(_ON_GALERA):
+            return statement
+        return f"SET STATEMENT max_statement_time = {BRIEF_DDL_SECONDS} FOR {statement}"
+
     def lock_timed_out(self, error: DBAPIError) -> bool:
-        return error_code(error) in (errors.LOCK_WAIT_TIMEOUT, errors.LOCK_DEADLOCK)
+        return error_code(error) in (
+            errors.LOCK_WAIT_TIMEOUT,
+            errors.LOCK_DEADLOCK,
+            errors.STATEMENT_TIMEOUT,
+        )
 
     def server_name(self, connection: Connection) -> str:
         return "mariadb" if getattr(connection.dialect, "is_mariadb", False) else "mysql"

@@ -16,6 +16,8 @@ BAD_NULL_ERROR = 1048
 LOCK_DEADLOCK = 1213
 UNKNOWN_COM_ERROR = 1047
 LOCK_WAIT_TIMEOUT = 1205
+# MariaDB's max_statement_time ran out (a wait for a lock included).
+STATEMENT_TIMEOUT = 1969
 # The server refuses writes: started read-only, or a read-only transaction.
 OPTION_PREVENTS_STATEMENT = 1290
 CANT_EXECUTE_IN_READ_ONLY_TRANSACTION = 1792

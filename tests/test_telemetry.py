@@ -218,6 +218,9 @@ def test_json_log_lines_name_their_request_and_never_a_secret(
         assert httpx.post(f"{base}/items/", json=ITEM, headers=auth).status_code == 201
         wrong = {"Authorization": f"Bearer {TOKEN}-wrong"}
         assert httpx.post(f"{base}/items/", json=ITEM, headers=wrong).status_code == 401
+        listing = {"X-Request-ID": "r-list"}
+        listed = httpx.get(f"{base}/items/", params={"limit": 5}, headers=listing)
+        assert listed.status_code == 200
         failed = httpx.post(f"{base}/items/", json=ITEM, headers=auth | {"X-Request-ID": "r-500"})
     assert failed.status_code == 500
     assert failed.headers["x-request-id"] == "r-500"
@@ -225,7 +228,14 @@ def test_json_log_lines_name_their_request_and_never_a_secret(
     for line in lines:
         assert {"time", "level", "message", "request_id"} <= line.keys()
     assert any(line["message"].startswith("INSERT INTO items") for line in lines)
-    of_the_500 = [line for line in lines if line["request_id"] == "r-500"]
+    # The SQL a request's read ran, on whichever thread, is logged with its id.
+    of_the_list = [line for line in lines if line["request_id"] == "r-list"]
+    assert any(line["message"].startswith("SELECT") for line in of_the_list), of_the_list
+    of_the_500 = [
+        line
+        for line in lines
+        if line["request_id"] == "r-500" and line["logger"].startswith("service.")
+    ]
     assert [line["level"] for line in of_the_500] == ["ERROR", "INFO"]
     error, access = of_the_500
     assert error["message"] == "Unexpected database error on POST /items/"

@@ -1,6 +1,7 @@
 """Reads of one row by key, gathered while the event loop turns and made as one query."""
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -45,12 +46,13 @@ class BatchedReads(Generic[K, V]):
         """The row with `key`, or None if there is none."""
         loop = asyncio.get_running_loop()
         if not self._waiting:
-            # After the requests that arrived with this one have asked for theirs.
-            loop.call_soon(self._read_waiting)
+            # After the requests that arrived with this one have asked for
+            # theirs; outside any one request's context (its request id).
+            loop.call_soon(self._read_waiting, context=contextvars.Context())
         future: asyncio.Future[V | None] = loop.create_future()
         self._waiting.setdefault(key, []).append(future)
         if len(self._waiting) == MAX_KEYS_PER_QUERY:
-            self._read_waiting()
+            contextvars.Context().run(self._read_waiting)
         return await future
 
     def _read_waiting(self) -> None:

@@ -1,6 +1,7 @@
 """Where and how the service's database calls run: worker threads, the writer thread, the loop."""
 
 import asyncio
+import contextvars
 import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,9 +36,10 @@ Args = TypeVarTuple("Args")
 class Database:
     """The service's engine, its backend, and the threads its blocking calls run on.
 
-    Calls go to worker threads through asyncio's `run_in_executor`: profiling
-    showed AnyIO's `to_thread` (cancel scopes, a capacity limiter, a context
-    copy per call) costing much of the event loop's time on a primary-key read.
+    Calls go to worker threads through asyncio's `run_in_executor`, in the
+    caller's context (its request id): profiling showed AnyIO's `to_thread`
+    (cancel scopes, a capacity limiter) costing much of the event loop's time
+    on a primary-key read.
     """
 
     def __init__(self, url: URL, settings: Settings, observer: Observer = NO_OBSERVER) -> None:
@@ -136,8 +138,10 @@ class Database:
         return RetryReason.CONFLICT
 
     def _start(self, call: Callable[[Engine, *Args], T], *args: *Args) -> asyncio.Future[T]:
+        # In the caller's context: what the call logs names its request.
+        run = contextvars.copy_context().run
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, call, self.engine, *args)
+        return loop.run_in_executor(self._executor, run, call, self.engine, *args)
 
     def close(self) -> None:
         self._executor.shutdown()

@@ -11,11 +11,13 @@ their first requests wait seconds while others are answered in
 milliseconds. Here the listening socket is watched by the loop as any file,
 and each time it is readable every pending connection is taken (as asyncio's
 own loop does), each then served by uvloop as any other. Without uvloop
-(Windows, PyPy), asyncio's loop does the same by itself.
+(Windows, PyPy), asyncio's loop does the same by itself. Several workers
+each listen on a socket of their own (`worker_listening`).
 """
 
 import asyncio
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -84,6 +86,32 @@ class AcceptingServer:
         return None
 
 
+def worker_listening(shared: socket.socket, backlog: int) -> socket.socket:
+    """A socket on which this worker listens, of the workers that share `shared`.
+
+    Were they all to listen on `shared`, each would be woken by a new
+    connection, and the first to run would take it: in a burst, often all of
+    them, and keep them as long as their clients keep them alive. On Linux
+    each worker listens on a socket of its own on the same address instead
+    (SO_REUSEPORT), among which the kernel spreads new connections evenly;
+    `shared` stays bound, never listening, so that the port stays taken.
+    Elsewhere, or for a Unix socket, the workers listen on `shared`.
+    """
+    if not sys.platform.startswith("linux") or shared.family not in REUSABLE_FAMILIES:
+        shared.listen(backlog)
+        return shared
+    shared.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    own = socket.socket(shared.family, socket.SOCK_STREAM)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    own.bind(shared.getsockname())
+    own.listen(backlog)
+    return own
+
+
+REUSABLE_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+
+
 def listening(host: str | None, port: int | None, backlog: int) -> list[socket.socket]:
     """Sockets listening on every address `host` names, as asyncio's
     `create_server` makes them (SO_REUSEADDR, IPv6 only on IPv6)."""
@@ -121,8 +149,8 @@ if uvloop is not None:
             if sock is None:
                 sockets = listening(host, port, backlog)
             else:
-                sock.listen(backlog)
-                sockets = [sock]
+                # The socket uvicorn bound for its workers (WEB_CONCURRENCY > 1).
+                sockets = [worker_listening(sock, backlog)]
             return AcceptingServer(self, protocol_factory, sockets)
 
 

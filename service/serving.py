@@ -86,6 +86,10 @@ class AcceptingServer:
         return None
 
 
+# Where SO_REUSEPORT spreads connections: TCP over IPv4 and IPv6.
+REUSABLE_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+
+
 def worker_listening(shared: socket.socket, backlog: int) -> socket.socket:
     """A socket on which this worker listens, of the workers that share `shared`.
 
@@ -107,9 +111,6 @@ def worker_listening(shared: socket.socket, backlog: int) -> socket.socket:
     own.bind(shared.getsockname())
     own.listen(backlog)
     return own
-
-
-REUSABLE_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 
 def listening(host: str | None, port: int | None, backlog: int) -> list[socket.socket]:

@@ -51,8 +51,6 @@ _RETRYABLE = {errors.LOCK_DEADLOCK, errors.UNKNOWN_COM_ERROR}
 MIGRATION_LOCK_TIMEOUT_SECONDS = 1
 # How long a brief DDL statement waits on MariaDB (max_statement_time takes fractions).
 BRIEF_DDL_SECONDS = 0.5
-# Where `start_migrating` notes whether the connection is a Galera node's.
-_ON_GALERA = "migrating_on_galera"
 # wsrep_sync_wait's bits for reads, updates and deletes, inserts and replaces.
 CAUSALITY_CHECKS = 1 | 2 | 4
 _SCHEMA = {errors.NO_SUCH_TABLE, errors.BAD_FIELD_ERROR}
@@ -142,12 +140,7 @@ class MySQL(NetworkBackend):
     @contextmanager
     def migration_lock(self, engine: Engine) -> Iterator[None]:
         with engine.connect() as connection:
-            cursor = connection.connection.cursor()
-            try:
-                galera = is_galera_node(cursor)
-            finally:
-                cursor.close()
-            if galera:
+            if on_galera(connection):
                 # GET_LOCK holds on one node only; a row's insert is certified cluster-wide.
                 with galera_migration_lock(connection):
                     yield
@@ -164,11 +157,6 @@ class MySQL(NetworkBackend):
             f"SET SESSION lock_wait_timeout = {MIGRATION_LOCK_TIMEOUT_SECONDS}, "
             f"innodb_lock_wait_timeout = {MIGRATION_LOCK_TIMEOUT_SECONDS}"
         )
-        cursor = connection.connection.cursor()
-        try:
-            connection.info[_ON_GALERA] = is_galera_node(cursor)
-        finally:
-            cursor.close()
         connection.commit()
         return connection
 
@@ -179,7 +167,7 @@ class MySQL(NetworkBackend):
         # lock just as well (a brief statement spends its time waiting). Not
         # on Galera: there a schema change is replicated to every node before
         # it runs (total order isolation), and one node must not stop it.
-        if not getattr(connection.dialect, "is_mariadb", False) or connection.info.get(_ON_GALERA):
+        if not getattr(connection.dialect, "is_mariadb", False) or on_galera(connection):
             return statement
         return f"SET STATEMENT max_statement_time = {BRIEF_DDL_SECONDS} FOR {statement}"
 
@@ -192,6 +180,15 @@ class MySQL(NetworkBackend):
 
     def server_name(self, connection: Connection) -> str:
         return "mariadb" if getattr(connection.dialect, "is_mariadb", False) else "mysql"
+
+
+def on_galera(connection: Connection) -> bool:
+    """Whether `connection` reaches a node of a Galera cluster."""
+    cursor = connection.connection.cursor()
+    try:
+        return is_galera_node(cursor)
+    finally:
+        cursor.close()
 
 
 def is_galera_node(cursor: Any) -> bool:

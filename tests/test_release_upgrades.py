@@ -25,8 +25,9 @@ from bench.upgrade import (
     releases,
     upgrade_under_load,
 )
-from conftest import BACKEND, CLUSTER
+from conftest import BACKEND, CLUSTER, settings_for
 from schemas import schema_of
+from service.db.backends import backend_for
 from service.db.urls import parse_database_url
 
 ITEMS = 3000
@@ -81,6 +82,44 @@ def test_a_long_transaction_holds_up_the_upgrade_and_no_request(empty_database: 
     assert set(upgrade.statuses) <= {200, 201}, upgrade.statuses
     assert "waited too long for a lock" in upgrade.output
     assert upgrade.longest_request < LONGEST_REQUEST_SECONDS
+
+
+@pytest.mark.backends("mysql")
+@pytest.mark.cluster("")
+def test_a_trigger_gives_up_waiting_for_its_table_within_half_a_second_on_mariadb(
+    empty_database: str,
+) -> None:
+    # A transaction that read the table holds its metadata lock; a trigger
+    # made on it waits, and every request behind it waits as long. MariaDB's
+    # wait ends at 0.5 s (`online.briefly`); MySQL's at lock_wait_timeout's
+    # least, 1 s. Either way nothing was made, and the revision runs again.
+    url = parse_database_url(empty_database)
+    backend = backend_for(url, settings_for(empty_database))
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE held (id INT PRIMARY KEY)")
+        with engine.connect() as holder, engine.connect() as migrating:
+            holder.exec_driver_sql("SELECT * FROM held").all()
+            migrating = backend.start_migrating(migrating)
+            create = backend.waiting_briefly(
+                migrating,
+                "CREATE TRIGGER held_insert BEFORE INSERT ON held FOR EACH ROW SET NEW.id = NEW.id",
+            )
+            started = time.monotonic()
+            with pytest.raises(sa.exc.DBAPIError) as gave_up:
+                migrating.exec_driver_sql(create)
+            waited = time.monotonic() - started
+            assert backend.lock_timed_out(gave_up.value)
+            holder.rollback()
+            triggers = migrating.exec_driver_sql("SHOW TRIGGERS LIKE 'held'").all()
+    finally:
+        engine.dispose()
+    assert triggers == []
+    if migrating.dialect.is_mariadb:
+        assert 0.4 < waited < 0.9
+    else:
+        assert waited >= 1
 
 
 # Long enough that the upgrade meets the transaction even when the old

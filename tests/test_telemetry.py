@@ -285,6 +285,44 @@ def test_access_lines_of_a_burst_are_each_written_once_and_none_lost_at_exit(
     assert lines[-1]["message"].startswith("Finished server process")
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_burst_is_counted_request_by_request(
+    tmp_path: Path, empty_database: str, workers: str
+) -> None:
+    """Durations recorded in one turn of the loop are written down together
+    when it ends: each request of a burst lands in the count, in one bucket
+    and in the sum, once, whichever worker answered it."""
+    burst_size = 200
+
+    async def burst(base: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            answers = await asyncio.gather(*(http.get("/items/") for _ in range(burst_size)))
+        return [answer.status_code for answer in answers]
+
+    variables = {"DATABASE_URL": empty_database, "METRICS": "true", "WEB_CONCURRENCY": workers}
+    with running_service(tmp_path, **variables) as (base, _):
+        if workers == "2":
+            until(lambda: two_workers(int(base.rsplit(":", 1)[1])))
+        started = time.monotonic()
+        assert asyncio.run(burst(base)) == [200] * burst_size
+        took = time.monotonic() - started
+        samples = scrape(base)
+    labels = {"http_request_method": "GET", "http_route": "/items/"}
+    labels |= {"http_response_status_code": "200"}
+    name = "http_server_request_duration_seconds"
+    assert value(samples, f"{name}_count", **labels) == burst_size
+    assert value(samples, f"{name}_bucket", **labels, le="+Inf") == burst_size
+    # Each bucket counts the requests up to its bound: never fewer than the one below.
+    counts = sorted(
+        (float(dict(key)["le"]), count)
+        for (sample, key), count in samples.items()
+        if sample == f"{name}_bucket" and labels.items() <= dict(key).items()
+    )
+    assert [count for _, count in counts] == sorted(count for _, count in counts)
+    # No request took longer than the whole burst, nor less than nothing.
+    assert 0 < value(samples, f"{name}_sum", **labels) <= burst_size * took
+
+
 def worker_pids(port: int) -> set[int]:
     """uvicorn's worker processes serving `port` (started by multiprocessing's spawn)."""
     pids = set()

@@ -5,9 +5,17 @@ translated to Prometheus (dots to underscores, the unit as a suffix); those
 the conventions lack are `items_service_*`. With several workers, each
 process writes its values to files in PROMETHEUS_MULTIPROC_DIR and a scrape
 sums them (`WorkerFiles`).
+
+What the event loop records of requests (their durations, the read batches'
+sizes) is kept until the loop's turn ends, then written down at once, one
+write for each bucket the turn's requests fell in rather than two a request:
+with several workers each write is a write to a file, and a turn answers many
+requests. A scrape writes down what is pending first.
 """
 
 import asyncio
+import bisect
+import collections
 import contextlib
 import fcntl
 import os
@@ -125,23 +133,33 @@ class Metrics(Observer):
             registry=registry,
         )
         # Each label set's child, found once: `labels()` takes a lock each call.
-        self._durations: dict[tuple[str, str, int], Callable[[float], None]] = {}
+        self._durations: dict[tuple[str, str, int], Histogram] = {}
+        # Observed on the loop this turn, written down when it ends.
+        self._pending_durations: dict[tuple[str, str, int], list[float]] = {}
+        self._pending_batches: list[int] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._write_planned = False
         # Requests in flight by method, counted here and written to the gauge
         # when sampled: with several workers each write is a write to a file.
         self._in_flight: dict[str, int] = {}
         self._database: Database | None = None
         self._sampling: asyncio.TimerHandle | None = None
 
-    def watch(self, database: Database) -> None:
-        """Sample the gauges (requests in flight, `database`'s pool) at each
-        scrape, and every SAMPLE_SECONDS where other workers' scrapes read them."""
+    def watch(self, database: Database | None) -> None:
+        """Sample the gauges (requests in flight, `database`'s pool if given) at
+        each scrape, and every SAMPLE_SECONDS where other workers' scrapes read
+        them. Called on the event loop, which from now on writes down at the
+        end of each turn what it recorded in it, until `stop`."""
         self._database = database
+        self._loop = asyncio.get_running_loop()
         if self.several_workers:
             self._sample_periodically()
 
     def stop(self) -> None:
         if self._sampling is not None:
             self._sampling.cancel()
+        self.write_down()
+        self._loop = None
 
     def _sample_periodically(self) -> None:
         self.sample()
@@ -166,12 +184,36 @@ class Metrics(Observer):
 
     def request_finished(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
-        observe = self._durations.get(key)
-        if observe is None:
-            observe = self._durations[key] = self.request_duration.labels(*key).observe
-        observe(seconds)
+        pending = self._pending_durations.get(key)
+        if pending is None:
+            pending = self._pending_durations[key] = []
+        pending.append(seconds)
+        self._plan_write()
+
+    def _plan_write(self) -> None:
+        if self._write_planned:
+            return
+        if self._loop is None:  # not watching a loop: nothing would write it down later
+            self.write_down()
+            return
+        self._write_planned = True
+        self._loop.call_soon(self.write_down)
+
+    def write_down(self) -> None:
+        """Write what the loop has recorded since the last time into the metrics."""
+        self._write_planned = False
+        durations, self._pending_durations = self._pending_durations, {}
+        for key, seconds in durations.items():
+            histogram = self._durations.get(key)
+            if histogram is None:
+                histogram = self._durations[key] = self.request_duration.labels(*key)
+            observe_all(histogram, seconds)
+        if self._pending_batches:
+            batches, self._pending_batches = self._pending_batches, []
+            observe_all(self.read_batch_keys, batches)
 
     def render(self) -> bytes:
+        self.write_down()
         self.sample()
         return exposition(self.registry)
 
@@ -190,10 +232,30 @@ class Metrics(Observer):
         self.commit_group_wait.observe(first_waited_seconds)
 
     def read_batch(self, keys: int) -> None:
-        self.read_batch_keys.observe(keys)
+        # On the event loop (`service.db.batched_reads`).
+        self._pending_batches.append(keys)
+        self._plan_write()
 
     def answered_unavailable(self, cause: str) -> None:
         self.unavailable.labels(cause).inc()
+
+
+def observe_all(histogram: Histogram, amounts: list[float] | list[int]) -> None:
+    """`histogram.observe(amount)` for each of `amounts`, with one write to
+    each bucket they fall in and one to the sum.
+
+    prometheus-client observes one amount at a time, two writes each; this
+    adds to the same values its `observe` does (a bucket per amount, the
+    first whose bound is at least the amount, counted apart from the others
+    as its files keep them; and the sum)."""
+    if len(amounts) == 1:
+        histogram.observe(amounts[0])
+        return
+    bounds = histogram._upper_bounds  # noqa: SLF001
+    falls_in = collections.Counter(bisect.bisect_left(bounds, amount) for amount in amounts)
+    histogram._sum.inc(sum(amounts))  # noqa: SLF001
+    for bucket, count in falls_in.items():
+        histogram._buckets[bucket].inc(count)  # noqa: SLF001
 
 
 async def scrape(request: Request) -> Response:

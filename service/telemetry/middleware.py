@@ -105,7 +105,8 @@ class Telemetry:
                 message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, id_bytes)]
             elif not message.get("more_body", False) and not recorded:
                 # Before the last byte leaves: a client that has its answer
-                # finds it counted.
+                # finds it counted by this worker (which writes it down for
+                # the others when this turn of the loop ends).
                 record()
             await send(message)
 

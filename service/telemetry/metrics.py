@@ -247,7 +247,9 @@ def observe_all(histogram: Histogram, amounts: list[float] | list[int]) -> None:
     prometheus-client observes one amount at a time, two writes each; this
     adds to the same values its `observe` does (a bucket per amount, the
     first whose bound is at least the amount, counted apart from the others
-    as its files keep them; and the sum)."""
+    as its files keep them; and the sum). It uses prometheus-client's own
+    names for them (`_upper_bounds`, `_buckets`, `_sum`): if a release renames
+    them, tests/test_telemetry.py's burst test fails."""
     if len(amounts) == 1:
         histogram.observe(amounts[0])
         return

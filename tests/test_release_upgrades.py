@@ -123,15 +123,29 @@ def test_a_trigger_gives_up_waiting_for_its_table_within_half_a_second_on_mariad
 
 
 # Long enough that the upgrade meets the transaction even when the old
-# release and its clients are slow to start on a busy machine.
+# release and its clients are slow to start on a busy machine. The
+# transaction ends sooner once a revision's statement has been seen waiting
+# for it: a few lock timeouts later (PostgreSQL's 0.5 s, MySQL's 1 s), so
+# that the revision gives up at least once ("waited too long for a lock").
 BLOCKED_SECONDS = 20
+HELD_AFTER_A_WAIT_SECONDS = 3
 LONGEST_REQUEST_SECONDS = 4
+# Statements changing the schema that wait for a lock, as the server lists
+# them (MariaDB's brief ones start `SET STATEMENT ... FOR`).
+WAITING_SCHEMA_CHANGES = {
+    "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    " AND query ~* '^\\s*(CREATE|ALTER|DROP)\\M'",
+    "mysql": "SELECT count(*) FROM information_schema.PROCESSLIST"
+    " WHERE STATE REGEXP '^Waiting for .*lock'"
+    " AND INFO REGEXP '(^|FOR[[:space:]]+)[[:space:]]*(CREATE|ALTER|DROP)[[:space:]]'",
+}
 
 
 @contextmanager
 def held_open(url: str, statement: str) -> Iterator[None]:
-    """`statement` run in a transaction that stays open BLOCKED_SECONDS from
-    now, in the background, while the block runs."""
+    """`statement` run in a transaction, in the background, while the block
+    runs: open until a schema change has waited for it for a few lock
+    timeouts, or for BLOCKED_SECONDS if none does."""
     engine = sa.create_engine(parse_database_url(url))
     started = threading.Event()
 
@@ -139,7 +153,8 @@ def held_open(url: str, statement: str) -> Iterator[None]:
         with engine.begin() as connection:
             connection.exec_driver_sql(statement)
             started.set()
-            time.sleep(BLOCKED_SECONDS)
+            until_a_schema_change_waits(engine)
+            time.sleep(HELD_AFTER_A_WAIT_SECONDS)
 
     thread = threading.Thread(target=hold)
     thread.start()
@@ -149,3 +164,14 @@ def held_open(url: str, statement: str) -> Iterator[None]:
     finally:
         thread.join()
         engine.dispose()
+
+
+def until_a_schema_change_waits(engine: sa.Engine) -> None:
+    deadline = time.monotonic() + BLOCKED_SECONDS
+    while time.monotonic() < deadline:
+        # A transaction each: PostgreSQL keeps what pg_stat_activity showed
+        # for the rest of a transaction.
+        with engine.begin() as watcher:
+            if watcher.exec_driver_sql(WAITING_SCHEMA_CHANGES[BACKEND]).scalar():
+                return
+        time.sleep(0.1)

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import BACKEND, settings_for
@@ -26,6 +27,7 @@ from service.db.backends import ErrorKind
 from service.db.observer import Observer, RetryReason
 from service.db.runtime import Database
 from service.db.urls import parse_database_url
+from service.telemetry.metrics import DURATION_BUCKETS, observe_all
 
 ROUTES = {
     "/items/", "/items/{item_id}", "/orders/", "/orders/{order_id}", "/health",
@@ -326,6 +328,26 @@ def test_a_burst_is_counted_request_by_request(
     assert [count for _, count in counts] == sorted(count for _, count in counts)
     # No request took longer than the whole burst, nor less than nothing.
     assert 0 < value(samples, f"{name}_sum", **labels) <= burst_size * took
+
+
+def test_durations_written_down_together_fall_in_the_buckets_observe_puts_them_in() -> None:
+    # Amounts on each bound, just above it, and past the last: each lands
+    # where prometheus-client's own `observe` puts it, in the same sum.
+    amounts = [bound for bound in DURATION_BUCKETS]
+    amounts += [bound * 1.001 for bound in DURATION_BUCKETS] + [0.0, 60.0]
+    one_by_one, together = CollectorRegistry(), CollectorRegistry()
+    observed = Histogram("d", "d", buckets=DURATION_BUCKETS, registry=one_by_one)
+    written_down = Histogram("d", "d", buckets=DURATION_BUCKETS, registry=together)
+    for amount in amounts:
+        observed.observe(amount)
+    observe_all(written_down, amounts)
+    expected, got = (
+        {key: count for key, count in parsed(generate_latest(registry).decode()).items()
+         if key[0] in ("d_bucket", "d_count")}
+        for registry in (one_by_one, together)
+    )  # fmt: skip
+    assert got == expected
+    assert written_down._sum.get() == pytest.approx(observed._sum.get())  # noqa: SLF001
 
 
 def worker_pids(port: int) -> set[int]:

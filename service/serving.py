@@ -20,7 +20,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -31,7 +31,8 @@ except ImportError:  # pragma: no cover - uvloop is installed wherever it builds
 
 
 class TimedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's protocol, with each request's arrival: when its bytes were read."""
+    """uvicorn's protocol, with each request's arrival: when its bytes were read;
+    and each answer written at once, its head with its body (`HeldWrites`)."""
 
     received_at = 0.0
 
@@ -42,6 +43,51 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.scope["state"]["arrived_at"] = self.received_at
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        # The request's cycle, made just now (an upgrade makes none).
+        cycle = self.cycle
+        if cycle is not None and not isinstance(cycle.transport, HeldWrites):
+            cycle.transport = cast(asyncio.Transport, HeldWrites(self.transport))
+
+
+class HeldWrites:
+    """A connection's transport as one request's cycle writes its answer to it:
+    each write is held until the next one or the end of the loop's turn, and
+    then sent with it.
+
+    uvicorn writes an answer's head (status line and headers) and its body
+    apart: two system calls, and two TCP segments the client is woken for.
+    The body follows the head in the same turn of the loop, so both leave
+    in one. A streamed body's last piece waits for the end of the turn at
+    most. Everything else is the transport's own.
+    """
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is None:
+            self._held = data
+            asyncio.get_running_loop().call_soon(self._write_held)
+        else:
+            self._held = None
+            self._transport.writelines((held, data))
+
+    def _write_held(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self._write_held()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class AcceptingServer:

@@ -122,3 +122,92 @@ def served(send: Callable[[], httpx.Response]) -> httpx.Response:
             return response
         time.sleep(0.2)
     raise AssertionError(f"refused ten times: {response.text}")
+
+
+# struct tcp_info (linux/tcp.h): tcpi_data_segs_in, the segments holding data
+# that a connection has received.
+TCP_INFO_DATA_SEGMENTS_IN = 152
+
+
+def data_segments_received(client: socket.socket) -> int:
+    info = client.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return int.from_bytes(info[TCP_INFO_DATA_SEGMENTS_IN : TCP_INFO_DATA_SEGMENTS_IN + 4], "little")
+
+
+def answer_on(client: socket.socket, raw_request: bytes) -> bytes:
+    """Send one request on a kept-alive connection; its whole answer."""
+    client.sendall(raw_request)
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += client.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+        ).split(b":")[1]
+    )
+    while len(body) < length:
+        body += client.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_each_answer_reaches_the_client_in_one_segment(tmp_path: Path, empty_database: str) -> None:
+    # uvicorn writes an answer's head and body apart: two system calls, and
+    # two TCP segments the client is woken for.
+    kept_alive = (
+        "HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}"
+    )
+    created = json.dumps({"name": "One segment", "price": "1.50"})
+    requests = {
+        "create": f"POST /items/ {kept_alive.format(len(created), created)}",
+        "read": f"GET /items/1 {kept_alive.format(0, '')}",
+        "not found": f"GET /items/999 {kept_alive.format(0, '')}",
+        "refused": f"POST /items/ {kept_alive.format(2, '{}')}",
+        "health": f"GET /health {kept_alive.format(0, '')}",
+    }
+    with running_service(tmp_path, DATABASE_URL=empty_database, METRICS="true") as (base, _):
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as client:
+            for what, raw in requests.items():
+                before = data_segments_received(client)
+                answer = answer_on(client, raw.encode())
+                assert data_segments_received(client) - before == 1, (what, answer[:200])
+            assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_held_write_leaves_when_the_loops_turn_ends_in_order_and_before_a_close() -> None:
+    loop = serving.new_event_loop()
+
+    async def writes() -> None:
+        ours, theirs = socket.socketpair()
+        theirs.setblocking(False)
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+        held = serving.HeldWrites(transport)  # type: ignore[arg-type]
+        held.write(b"head ")
+        assert _pending(theirs) == b""
+        await asyncio.sleep(0)  # the turn ends
+        await asyncio.sleep(0.05)
+        assert _pending(theirs) == b"head "
+        held.write(b"one ")
+        held.write(b"two ")
+        held.write(b"three ")
+        await asyncio.sleep(0.05)
+        assert _pending(theirs) == b"one two three "
+        held.write(b"last")
+        held.close()
+        await asyncio.sleep(0.05)
+        assert _pending(theirs) == b"last"
+        assert transport.is_closing()
+        theirs.close()
+
+    try:
+        loop.run_until_complete(writes())
+    finally:
+        loop.close()
+
+
+def _pending(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(65536)
+    except BlockingIOError:
+        return b""

@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Connections per process on a network database: every server's pool fits.
 POOL_SIZE = "8"
 
-Server = tuple[str, servers.Server, dict[str, str]]
+# A server as started: its version, itself, and the values wrk fills its requests with.
+Started = tuple[str, servers.Server, dict[str, str]]
 
 
 def main() -> None:
@@ -72,13 +73,13 @@ def main() -> None:
 
 def start_servers(
     stack: ExitStack, backend: str, args: argparse.Namespace, logs: Path
-) -> list[Server]:
+) -> list[Started]:
     """`--instances` servers of each version, alternating, each version on a
     database of its own."""
     variables = {"WEB_CONCURRENCY": str(args.workers)}
     if backend != "sqlite":
         variables["DB_POOL_SIZE"] = POOL_SIZE
-    started: list[Server] = []
+    started: list[Started] = []
     for version, root in (("before", args.baseline.resolve()), ("now", ROOT)):
         url = stack.enter_context(fresh_database(backend))
         values: dict[str, str] = {}
@@ -94,7 +95,7 @@ def start_servers(
 
 
 def measure(
-    what: str, started: list[Server], endpoint: wrk.Endpoint, args: argparse.Namespace
+    what: str, started: list[Started], endpoint: wrk.Endpoint, args: argparse.Namespace
 ) -> tuple[float, float]:
     """Drive every server in turn, round after round; the medians of each
     round's now / before ratios of requests per second and CPU per request."""

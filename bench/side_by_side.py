@@ -130,9 +130,14 @@ def start_targets(
 
 
 def measure(
-    endpoint: wrk.Endpoint, targets: dict[str, Target], args: argparse.Namespace
+    endpoint: wrk.Endpoint,
+    targets: dict[str, Target],
+    args: argparse.Namespace,
+    *,
+    alternate: bool = False,
 ) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[wrk.Result]]]:
-    """Drive each target in turn, round after round; print each round."""
+    """Drive each target in turn, round after round, in the opposite order
+    every other round if `alternate`; print each round."""
     print(f"\n### {endpoint.name}\n")
     print("| round | " + " | ".join(targets) + " |")
     print("|---|" + "---|" * len(targets))
@@ -141,7 +146,10 @@ def measure(
     results: dict[str, list[wrk.Result]] = {name: [] for name in targets}
     for round_number in range(1, args.rounds + 1):
         idle = idle_cpu_rates(targets, args.duration)
-        for name, (server, values, cpu) in targets.items():
+        order = list(targets.items())
+        if alternate and round_number % 2 == 0:
+            order.reverse()
+        for name, (server, values, cpu) in order:
             before, started = (cpu() if cpu else 0.0), time.monotonic()
             result, _ = wrk.run(server.base, endpoint, values, args.duration, args.connections)
             rates[name].append(result.requests_per_second)

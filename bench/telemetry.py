@@ -1,12 +1,16 @@
 """`python -m bench.telemetry`: what metrics and JSON logs cost, side by side.
 
-On each backend, one seeded database and four services on it: one worker and
-two, each with `METRICS=true LOG_FORMAT=json` ("on") and with both off (plain
-logs, no metrics: the defaults). Every server writes its access lines to a
-file, as in production. wrk drives each in turn, round after round, as
-`bench.side_by_side` does; printed last, per worker count, the median of each
-round's on / off ratio, which must stay above 0.97, and of the service's CPU
-time per request, on / off, which this machine's load moves far less. Before
+On each backend, one seeded database and four settings of the service on it:
+one worker and two, each with `METRICS=true LOG_FORMAT=json` ("on") and with
+both off (plain logs, no metrics: the defaults), `--instances` servers of each
+setting: two servers of the same code and settings differ by up to a tenth in
+requests per second on this machine (bench/results.md, "An answer in one
+write"), so one server per setting cannot tell a cost of 3% from that. Every
+server writes its access lines to a file, as in production. wrk drives each
+in turn, round after round, in the opposite order every other round; printed
+last, per worker count, the median of each round's on / off ratio of the
+settings' mean requests per second, which must stay above 0.97, and of their
+mean CPU time per request, which this machine's load moves far less. Before
 them, the middleware alone: CPU µs per request in a process of its own,
 without a server or a database. A scrape of each "on"
 service after the load is timed too: its time must not grow with the requests
@@ -39,8 +43,9 @@ MODES = {
     "off": {"METRICS": "false", "LOG_FORMAT": "plain"},
     "on": {"METRICS": "true", "LOG_FORMAT": "json"},
 }
-# Connections per process on a network database.
-POOL_SIZE = 12
+# Connections a database server takes from all the servers' pools (PostgreSQL
+# allows 100): each process keeps DB_POOL_SIZE open, the one driven more.
+CONNECTIONS_HELD = 60
 # Metrics and JSON logs on may cost at most this much of the requests per second.
 MOST_LOST = 0.03
 
@@ -53,6 +58,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=5, help="seconds per server per round")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--instances", type=int, default=2, help="servers of each setting")
     parser.add_argument(
         "--restarts", type=int, default=200, help="workers come and gone before timing scrapes"
     )
@@ -63,9 +69,10 @@ def main() -> None:
     print(f"## python -m bench.telemetry {' '.join(sys.argv[1:])}\n")
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; wrk -t2 -c{args.connections} "
-        f"-d{args.duration}s on each server in turn, {args.rounds} rounds; {args.items} seeded "
-        f"items; DB_POOL_SIZE={POOL_SIZE} on PostgreSQL and MariaDB (six processes share "
-        "the server). on: METRICS=true LOG_FORMAT=json; off: neither (the defaults). Cells: req/s "
+        f"-d{args.duration}s on each server in turn, {args.rounds} rounds, in the opposite "
+        f"order every other round; {args.instances} servers of each setting; {args.items} "
+        f"seeded items; DB_POOL_SIZE={pool_size(args.instances)} on PostgreSQL and MariaDB. "
+        "on: METRICS=true LOG_FORMAT=json; off: neither (the defaults). Cells: req/s "
         "[the service's CPU µs per request: its processes' CPU time over the run, less what "
         "they spent idle over as long, / requests; SQLite's work included, not a server's]."
     )
@@ -76,9 +83,9 @@ def main() -> None:
         with ExitStack() as stack:
             targets = start_targets(stack, backend, args, logs)
             for endpoint in endpoints:
-                rates, database_cpu, results = measure(endpoint, targets, args)
+                rates, database_cpu, results = measure(endpoint, targets, args, alternate=True)
                 print_medians(rates, database_cpu, results)
-                print_on_off_ratios(rates, database_cpu)
+                print_on_off_ratios(rates, database_cpu, args.instances)
             print_scrape_times(targets)
 
 
@@ -88,35 +95,55 @@ def start_targets(
     url = stack.enter_context(fresh_database(backend))
     targets: dict[str, Target] = {}
     values: dict[str, str] = {}
-    for workers in WORKERS:
-        for mode, variables in MODES.items():
-            name = f"{workers}w {mode}"
-            log = logs / f"{backend}_{workers}w_{mode}.log"
-            variables = variables | {"WEB_CONCURRENCY": str(workers)}
-            if backend != "sqlite":
-                # Six processes on one server: 40 connections each would pass
-                # PostgreSQL's and MariaDB's max_connections.
-                variables |= {"DB_POOL_SIZE": str(POOL_SIZE)}
-            server = stack.enter_context(servers.service(url, log, **variables))
-            if not values:  # seeded once, after the first service has migrated it
-                values = seeded_values(url, args.items, orders=False)
-            # The service's own CPU time (its workers' included) in the CPU column:
-            # it moves far less with the machine's load than requests per second.
-            cpu = functools.partial(servers.process_tree_cpu_seconds, server.pid)
-            targets[name] = (server, values, cpu)
+    for instance in range(1, args.instances + 1):
+        for workers in WORKERS:
+            for mode, variables in MODES.items():
+                name = f"{workers}w {mode} {instance}"
+                log = logs / f"{backend}_{workers}w_{mode}_{instance}.log"
+                variables = variables | {"WEB_CONCURRENCY": str(workers)}
+                if backend != "sqlite":
+                    variables |= {"DB_POOL_SIZE": str(pool_size(args.instances))}
+                server = stack.enter_context(servers.service(url, log, **variables))
+                if not values:  # seeded once, after the first service has migrated it
+                    values = seeded_values(url, args.items, orders=False)
+                # The service's own CPU time (its workers' included) in the CPU column:
+                # it moves far less with the machine's load than requests per second.
+                cpu = functools.partial(servers.process_tree_cpu_seconds, server.pid)
+                targets[name] = (server, values, cpu)
     return targets
 
 
-def print_on_off_ratios(rates: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
-    print("\non / off, the median of each round's ratio:\n")
+def pool_size(instances: int) -> int:
+    """DB_POOL_SIZE for each process: every setting's servers, one worker and
+    two, on and off, keep that many connections each to one database server."""
+    processes = instances * sum(WORKERS) * len(MODES)
+    return max(2, CONNECTIONS_HELD // processes)
+
+
+def print_on_off_ratios(
+    rates: dict[str, list[float]], cpu: dict[str, list[float]], instances: int
+) -> None:
+    print("\non / off, the settings' means in each round, the median of each round's ratio:\n")
     print("| workers | req/s, on / off | within 3% | service CPU per request, on / off |")
     print("|---|---|---|---|")
     for workers in WORKERS:
-        on, off = f"{workers}w on", f"{workers}w off"
-        ratio = statistics.median(a / b for a, b in zip(rates[on], rates[off], strict=True))
-        cost = statistics.median(a / b for a, b in zip(cpu[on], cpu[off], strict=True))
+        on, off = (
+            [f"{workers}w {mode} {n}" for n in range(1, instances + 1)] for mode in ("on", "off")
+        )
+        ratio = statistics.median(round_ratios(rates, on, off))
+        cost = statistics.median(round_ratios(cpu, on, off))
         within = "yes" if ratio >= 1 - MOST_LOST else "NO"
         print(f"| {workers} | {ratio:.3f} | {within} | {cost:.3f} |")
+
+
+def round_ratios(values: dict[str, list[float]], these: list[str], those: list[str]) -> list[float]:
+    """Each round's mean over the servers `these` over the mean over `those`."""
+    rounds = len(values[these[0]])
+    return [
+        statistics.mean(values[name][r] for name in these)
+        / statistics.mean(values[name][r] for name in those)
+        for r in range(rounds)
+    ]
 
 
 def print_middleware_cost() -> None:
@@ -247,7 +274,7 @@ def print_scrape_times(targets: dict[str, Target]) -> None:
     print("| server | ms per scrape | bytes |")
     print("|---|---|---|")
     for name, (server, _, _) in targets.items():
-        if name.endswith(" on"):
+        if " on " in name:
             times = []
             for _ in range(20):
                 started = time.perf_counter()

@@ -15,7 +15,6 @@ requests. A scrape writes down what is pending first.
 
 import asyncio
 import bisect
-import collections
 import contextlib
 import fcntl
 import os
@@ -254,10 +253,15 @@ def observe_all(histogram: Histogram, amounts: list[float] | list[int]) -> None:
         histogram.observe(amounts[0])
         return
     bounds = histogram._upper_bounds  # noqa: SLF001
-    falls_in = collections.Counter(bisect.bisect_left(bounds, amount) for amount in amounts)
+    # A plain dict: a `collections.Counter` costs about a microsecond more a call.
+    falls_in: dict[int, int] = {}
+    for amount in amounts:
+        bucket = bisect.bisect_left(bounds, amount)
+        falls_in[bucket] = falls_in.get(bucket, 0) + 1
     histogram._sum.inc(sum(amounts))  # noqa: SLF001
+    buckets = histogram._buckets  # noqa: SLF001
     for bucket, count in falls_in.items():
-        histogram._buckets[bucket].inc(count)  # noqa: SLF001
+        buckets[bucket].inc(count)
 
 
 async def scrape(request: Request) -> Response:

@@ -291,9 +291,9 @@ def test_access_lines_of_a_burst_are_each_written_once_and_none_lost_at_exit(
 def test_a_burst_is_counted_request_by_request(
     tmp_path: Path, empty_database: str, workers: str
 ) -> None:
-    """Durations recorded in one turn of the loop are written down together
-    when it ends: each request of a burst lands in the count, in one bucket
-    and in the sum, once, whichever worker answered it."""
+    """Durations recorded meanwhile are written down together: each request
+    of a burst lands in the count, in one bucket and in the sum, once,
+    whichever worker answered it."""
     burst_size = 200
     labels = {"http_request_method": "GET", "http_route": "/items/"}
     labels |= {"http_response_status_code": "200"}
@@ -314,8 +314,7 @@ def test_a_burst_is_counted_request_by_request(
         started = time.monotonic()
         assert asyncio.run(burst(base)) == [200] * burst_size
         took = time.monotonic() - started
-        # A scrape another worker answers sees each request once the turn of
-        # the loop that answered it has ended.
+        # Every request of the burst, whichever worker answers the scrape.
         samples = until(lambda: counted(scrape(base)), seconds=5)
     assert value(samples, f"{name}_count", **labels) == burst_size
     assert value(samples, f"{name}_bucket", **labels, le="+Inf") == burst_size
@@ -328,6 +327,53 @@ def test_a_burst_is_counted_request_by_request(
     assert [count for _, count in counts] == sorted(count for _, count in counts)
     # No request took longer than the whole burst, nor less than nothing.
     assert 0 < value(samples, f"{name}_sum", **labels) <= burst_size * took
+
+
+def test_a_scrape_right_after_an_answer_counts_it_whichever_worker_answers_either(
+    tmp_path: Path, empty_database: str
+) -> None:
+    """Each worker writes down what it recorded a moment later, with what it
+    records meanwhile; a scrape waits for the other workers' writes, so that
+    an answer a client has is counted, however soon it scrapes."""
+    variables = {"DATABASE_URL": empty_database, "METRICS": "true", "WEB_CONCURRENCY": "2"}
+    post = (
+        b"POST /items/ HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 30\r\n\r\n{"name": "Widget", "price": 1}'
+    )
+    with running_service(tmp_path, **variables) as (base, _):
+        port = int(base.rsplit(":", 1)[1])
+        workers = until(lambda: two_workers(port))
+        pairs = set()
+        for created in range(1, 21):
+            # Two connections, each answered by either worker; the scrape is
+            # asked for the moment the POST's answer is in.
+            with (
+                socket.create_connection(("127.0.0.1", port)) as creating,
+                socket.create_connection(("127.0.0.1", port)) as scraping,
+            ):
+                status, _ = exchange(creating, post)
+                assert status == 201
+                status, body = exchange(scraping, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+                assert status == 200
+                assert requests(parsed(body.decode()))[("POST", "/items/", 201)] == created
+                pairs.add(
+                    (serving_pid(creating, port, workers), serving_pid(scraping, port, workers))
+                )
+    # Some scrapes were answered by the worker that had not answered the POST.
+    assert any(poster != scraper for poster, scraper in pairs)
+
+
+def exchange(client: socket.socket, request: bytes) -> tuple[int, bytes]:
+    """Send `request` and read its whole answer: the status and the body."""
+    client.sendall(request)
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += client.recv(65536)
+    head, body = received.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += client.recv(65536)
+    return int(head.split(b" ", 2)[1]), body
 
 
 def test_durations_written_down_together_fall_in_the_buckets_observe_puts_them_in() -> None:
@@ -443,7 +489,7 @@ def test_two_workers_one_killed_and_replaced_counts_stay_right(
         # The killed worker's requests in flight are gone with it (each worker
         # writes its gauges down every second).
         until(lambda: value(scrape(base), active, http_request_method="POST") == len(survivors))
-        # Once the turns that answered them have ended, in whichever worker.
+        # Once written down, in whichever worker.
         until(lambda: requests(scrape(base))[("POST", "/items/", 201)] >= 30, seconds=5)
         for _ in range(3):  # whichever worker answers
             samples = scrape(base)

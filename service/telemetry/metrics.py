@@ -7,10 +7,12 @@ process writes its values to files in PROMETHEUS_MULTIPROC_DIR and a scrape
 sums them (`WorkerFiles`).
 
 What the event loop records of requests (their durations, the read batches'
-sizes) is kept until the loop's turn ends, then written down at once, one
-write for each bucket the turn's requests fell in rather than two a request:
-with several workers each write is a write to a file, and a turn answers many
-requests. A scrape writes down what is pending first.
+sizes) is kept for WRITE_SECONDS, then written down at once, one write for
+each bucket those requests fell in rather than two a request: with several
+workers each write is a write to a file, and a busy worker's turns of the
+loop answer a request or two each, so that writing once a turn still cost
+several writes a request. A scrape writes down what its worker has pending,
+and with several workers waits for the others to have written theirs.
 """
 
 import asyncio
@@ -43,6 +45,9 @@ DURATION_BUCKETS = (
 COUNT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 # How often each worker writes its gauges down for the others' scrapes.
 SAMPLE_SECONDS = 1.0
+# How long what the loop records of requests waits to be written down, with
+# what it records meanwhile.
+WRITE_SECONDS = 0.01
 
 
 class Metrics(Observer):
@@ -133,11 +138,11 @@ class Metrics(Observer):
         )
         # Each label set's child, found once: `labels()` takes a lock each call.
         self._durations: dict[tuple[str, str, int], Histogram] = {}
-        # Observed on the loop this turn, written down when it ends.
+        # Observed on the loop, written down WRITE_SECONDS after the first of them.
         self._pending_durations: dict[tuple[str, str, int], list[float]] = {}
         self._pending_batches: list[int] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._write_planned = False
+        self._write: asyncio.TimerHandle | None = None
         # Requests in flight by method, counted here and written to the gauge
         # when sampled: with several workers each write is a write to a file.
         self._in_flight: dict[str, int] = {}
@@ -147,8 +152,8 @@ class Metrics(Observer):
     def watch(self, database: Database | None) -> None:
         """Sample the gauges (requests in flight, `database`'s pool if given) at
         each scrape, and every SAMPLE_SECONDS where other workers' scrapes read
-        them. Called on the event loop, which from now on writes down at the
-        end of each turn what it recorded in it, until `stop`."""
+        them. Called on the event loop, which from now on writes down what it
+        records WRITE_SECONDS after it, until `stop`."""
         self._database = database
         self._loop = asyncio.get_running_loop()
         if self.several_workers:
@@ -190,17 +195,18 @@ class Metrics(Observer):
         self._plan_write()
 
     def _plan_write(self) -> None:
-        if self._write_planned:
+        if self._write is not None:
             return
         if self._loop is None:  # not watching a loop: nothing would write it down later
             self.write_down()
             return
-        self._write_planned = True
-        self._loop.call_soon(self.write_down)
+        self._write = self._loop.call_later(WRITE_SECONDS, self.write_down)
 
     def write_down(self) -> None:
         """Write what the loop has recorded since the last time into the metrics."""
-        self._write_planned = False
+        if self._write is not None:
+            self._write.cancel()
+            self._write = None
         durations, self._pending_durations = self._pending_durations, {}
         for key, seconds in durations.items():
             histogram = self._durations.get(key)
@@ -267,6 +273,10 @@ def observe_all(histogram: Histogram, amounts: list[float] | list[int]) -> None:
 async def scrape(request: Request) -> Response:
     """GET /metrics."""
     metrics: Metrics = request.app.state.metrics
+    if metrics.several_workers:
+        # Each other worker writes down what it had recorded before this
+        # scrape began within WRITE_SECONDS, when its loop is not held up.
+        await asyncio.sleep(2 * WRITE_SECONDS)
     return Response(metrics.render(), media_type=CONTENT_TYPE)
 
 

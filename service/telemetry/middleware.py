@@ -105,8 +105,8 @@ class Telemetry:
                 message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, id_bytes)]
             elif not message.get("more_body", False) and not recorded:
                 # Before the last byte leaves: a client that has its answer
-                # finds it counted by this worker (which writes it down for
-                # the others when this turn of the loop ends).
+                # finds it counted by this worker, and by the others' scrapes,
+                # which wait for this worker to write it down.
                 record()
             await send(message)
 

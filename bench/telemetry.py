@@ -203,7 +203,8 @@ def _middleware_cost(on: bool, directory: str | None) -> float:
             }  # fmt: skip
             await middleware(scope, None, send)  # type: ignore[arg-type]
             # A turn of the loop for each request, the least a server's turn
-            # answers: what is written down once a turn is written for each.
+            # answers: what is written once a turn (the access lines) is
+            # written for each.
             await asyncio.sleep(0)
         if metrics is not None:
             metrics.stop()

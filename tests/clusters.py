@@ -186,9 +186,13 @@ class GaleraCluster(_Started):
                     f"gmcast.listen_addr=tcp://127.0.0.1:{self.galera_ports[node]}",
                     f"ist.recv_addr=127.0.0.1:{self.ist_ports[node]}",
                     "gcache.size=16M",
-                    # A killed node is evicted after 2-3 s, not 5-6 s; writes wait for that.
+                    # A killed node is evicted after 2-3 s, not 5-6 s; writes wait for
+                    # that. Eviction needs every survivor to suspect it (suspect_timeout);
+                    # inactive_timeout is how long one node waits alone for a silent
+                    # peer: at 3 s, two survivors starved of CPU under load each gave
+                    # the other up and were left as two non-primary halves.
                     "evs.suspect_timeout=PT2S",
-                    "evs.inactive_timeout=PT3S",
+                    "evs.inactive_timeout=PT8S",
                     "evs.inactive_check_period=PT0.5S",
                     "evs.keepalive_period=PT0.5S",
                 ]

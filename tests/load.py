@@ -5,6 +5,9 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import httpx2 as httpx
@@ -22,6 +25,20 @@ class Load:
         self.requests: list[tuple[float, float, str, int, str | None]] = []
         self.created: dict[int, dict[str, Any]] = {}  # acknowledged creates
         self.prices_sent: dict[int, set[float]] = {}  # by item, acknowledged or not
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """The clients send requests until the block ends, however it ends: a
+        block that raises (a cluster that never recovers) stops them too,
+        rather than leaving the test waiting for them forever."""
+        with ThreadPoolExecutor(self.clients) as pool:
+            clients = [pool.submit(self.run, number) for number in range(self.clients)]
+            try:
+                yield
+            finally:
+                self.stop.set()
+            for client in clients:
+                client.result()
 
     def run(self, number: int) -> None:
         with httpx.Client(base_url=self.base, timeout=30) as http:

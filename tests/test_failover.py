@@ -7,7 +7,6 @@ accepts writes.
 """
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +44,7 @@ def test_the_service_follows_a_failover_under_load(tmp_path: Path) -> None:
     with PostgresPair() as pair:
         with running_service(tmp_path, **service_variables(pair)) as (base, output):
             load = Load(base, clients=24)
-            with ThreadPoolExecutor(load.clients) as clients:
-                running = [clients.submit(load.run, n) for n in range(load.clients)]
+            with load.running():
                 time.sleep(5)
                 killed_at = time.monotonic()
                 pair.kill_primary()
@@ -54,9 +52,6 @@ def test_the_service_follows_a_failover_under_load(tmp_path: Path) -> None:
                 promoted_at = time.monotonic()
                 pair.promote_standby()
                 time.sleep(10)
-                load.stop.set()
-                for future in running:
-                    future.result()
             ended = time.monotonic()
         stored = items_on(pair.standby_url)
 

@@ -184,15 +184,11 @@ def test_a_node_lost_under_load_loses_no_acknowledged_write(tmp_path: Path) -> N
         }
         with running_service(tmp_path, **variables) as (base, output):
             load = Load(base, clients=24)
-            with ThreadPoolExecutor(load.clients) as clients:
-                running = [clients.submit(load.run, n) for n in range(load.clients)]
+            with load.running():
                 time.sleep(5)
                 killed_at = time.monotonic()
                 eviction = cluster.kill_node(0)
                 time.sleep(10)
-                load.stop.set()
-                for future in running:
-                    future.result()
             ended = time.monotonic()
         rejoin = cluster.start_node(0)
         survivors, rejoined = cluster.node_urls[1:], cluster.node_urls[0]

@@ -355,7 +355,11 @@ def test_a_scrape_right_after_an_answer_counts_it_whichever_worker_answers_eithe
                 assert status == 201
                 status, body = exchange(scraping, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
                 assert status == 200
-                assert requests(parsed(body.decode()))[("POST", "/items/", 201)] == created
+                samples = parsed(body.decode())
+                assert requests(samples)[("POST", "/items/", 201)] == created
+                # Nor is it still in flight, in whichever worker.
+                active = "http_server_active_requests"
+                assert value(samples, active, http_request_method="POST") == 0
                 pairs.add(
                     (serving_pid(creating, port, workers), serving_pid(scraping, port, workers))
                 )

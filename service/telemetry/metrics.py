@@ -200,7 +200,14 @@ class Metrics(Observer):
         if self._loop is None:  # not watching a loop: nothing would write it down later
             self.write_down()
             return
-        self._write = self._loop.call_later(WRITE_SECONDS, self.write_down)
+        self._write = self._loop.call_later(WRITE_SECONDS, self._write_down_and_sample)
+
+    def _write_down_and_sample(self) -> None:
+        self.write_down()
+        if self.several_workers:
+            # The others' scrapes then see the requests in flight as they are
+            # now, not as they were at the last periodic sample.
+            self.sample()
 
     def write_down(self) -> None:
         """Write what the loop has recorded since the last time into the metrics."""

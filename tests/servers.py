@@ -83,3 +83,20 @@ def running_service(cwd: Path, **variables: str) -> Iterator[tuple[str, list[str
             process.wait(timeout=15)
             log.seek(0)
             output.append(log.read())
+
+
+def answer_on(client: socket.socket, raw_request: bytes) -> bytes:
+    """Send one request on a kept-alive connection; its whole answer."""
+    client.sendall(raw_request)
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += client.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+        ).split(b":")[1]
+    )
+    while len(body) < length:
+        body += client.recv(65536)
+    return head + b"\r\n\r\n" + body

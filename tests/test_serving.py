@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from servers import running_service
+from servers import answer_on, running_service
 from service import serving
 
 BURST = 200
@@ -132,23 +132,6 @@ TCP_INFO_DATA_SEGMENTS_IN = 152
 def data_segments_received(client: socket.socket) -> int:
     info = client.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
     return int.from_bytes(info[TCP_INFO_DATA_SEGMENTS_IN : TCP_INFO_DATA_SEGMENTS_IN + 4], "little")
-
-
-def answer_on(client: socket.socket, raw_request: bytes) -> bytes:
-    """Send one request on a kept-alive connection; its whole answer."""
-    client.sendall(raw_request)
-    received = b""
-    while b"\r\n\r\n" not in received:
-        received += client.recv(65536)
-    head, _, body = received.partition(b"\r\n\r\n")
-    length = int(
-        next(
-            line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
-        ).split(b":")[1]
-    )
-    while len(body) < length:
-        body += client.recv(65536)
-    return head + b"\r\n\r\n" + body
 
 
 def test_each_answer_reaches_the_client_in_one_segment(tmp_path: Path, empty_database: str) -> None:

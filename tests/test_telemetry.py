@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import BACKEND, settings_for
-from servers import running_service
+from servers import answer_on, running_service
 from service.app import create_app
 from service.db.backends import ErrorKind
 from service.db.observer import Observer, RetryReason
@@ -351,11 +351,10 @@ def test_a_scrape_right_after_an_answer_counts_it_whichever_worker_answers_eithe
                 socket.create_connection(("127.0.0.1", port)) as creating,
                 socket.create_connection(("127.0.0.1", port)) as scraping,
             ):
-                status, _ = exchange(creating, post)
-                assert status == 201
-                status, body = exchange(scraping, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
-                assert status == 200
-                samples = parsed(body.decode())
+                assert answer_on(creating, post).startswith(b"HTTP/1.1 201 ")
+                answer = answer_on(scraping, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+                assert answer.startswith(b"HTTP/1.1 200 ")
+                samples = parsed(answer.partition(b"\r\n\r\n")[2].decode())
                 assert requests(samples)[("POST", "/items/", 201)] == created
                 # Nor is it still in flight, in whichever worker.
                 active = "http_server_active_requests"
@@ -365,19 +364,6 @@ def test_a_scrape_right_after_an_answer_counts_it_whichever_worker_answers_eithe
                 )
     # Some scrapes were answered by the worker that had not answered the POST.
     assert any(poster != scraper for poster, scraper in pairs)
-
-
-def exchange(client: socket.socket, request: bytes) -> tuple[int, bytes]:
-    """Send `request` and read its whole answer: the status and the body."""
-    client.sendall(request)
-    received = b""
-    while b"\r\n\r\n" not in received:
-        received += client.recv(65536)
-    head, body = received.split(b"\r\n\r\n", 1)
-    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
-    while len(body) < length:
-        body += client.recv(65536)
-    return int(head.split(b" ", 2)[1]), body
 
 
 def test_durations_written_down_together_fall_in_the_buckets_observe_puts_them_in() -> None:

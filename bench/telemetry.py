@@ -1,22 +1,22 @@
 """`python -m bench.telemetry`: what metrics and JSON logs cost, side by side.
 
-On each backend, one seeded database and four settings of the service on it:
-one worker and two, each with `METRICS=true LOG_FORMAT=json` ("on") and with
-both off (plain logs, no metrics: the defaults), `--instances` servers of each
-setting: two servers of the same code and settings differ by up to a tenth in
-requests per second on this machine (bench/results.md, "An answer in one
-write"), so one server per setting cannot tell a cost of 3% from that. Every
-server writes its access lines to a file, as in production. wrk drives each
-in turn, round after round, in the opposite order every other round; printed
-last, per worker count, the median of each round's on / off ratio of the
-settings' mean requests per second, which must stay above 0.97, and of their
-mean CPU time per request, which this machine's load moves far less. Before
-them, the middleware alone: CPU µs per request in a process of its own,
-without a server or a database. A scrape of each "on"
-service after the load is timed too: its time must not grow with the requests
-served.
+On each backend, one seeded database and, for one worker then for two,
+`--instances` servers with `METRICS=true LOG_FORMAT=json` ("on") and as many
+with both off (plain logs, no metrics: the defaults). Several servers of each
+setting: two servers of the same code and settings differ by a few percent in
+requests per second on this machine, for as long as they run (bench/results.md,
+"python -m bench.telemetry"), so one server per setting cannot tell a cost of
+3% from that. Every server writes its access lines to a file, as in
+production. wrk drives each in turn, round after round, in the opposite order
+every other round. For each worker count, the median of each round's on / off
+ratio of the settings' mean requests per second, which must stay above 0.97,
+with the lowest and highest round; and of their mean CPU time per request,
+which this machine's load moves less. Before them, the middleware alone: CPU
+µs per request in a process of its own, without a server or a database. A
+scrape of each "on" service after the load is timed too: its time must not
+grow with the requests served.
 Run from the repository root, e.g.
-`python -m bench.telemetry --backend sqlite postgresql --rounds 5 --duration 5`.
+`python -m bench.telemetry --backend sqlite postgresql --rounds 5 --duration 3`.
 """
 
 import argparse
@@ -29,6 +29,7 @@ import tempfile
 import time
 import urllib.request
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,22 +44,38 @@ MODES = {
     "off": {"METRICS": "false", "LOG_FORMAT": "plain"},
     "on": {"METRICS": "true", "LOG_FORMAT": "json"},
 }
-# Connections a database server takes from all the servers' pools (PostgreSQL
-# allows 100): each process keeps DB_POOL_SIZE open, the one driven more.
-CONNECTIONS_HELD = 60
+# Connections a database server takes from the pools of the servers running at
+# once (PostgreSQL allows 100): each process keeps DB_POOL_SIZE open.
+CONNECTIONS_HELD = 80
 # Metrics and JSON logs on may cost at most this much of the requests per second.
 MOST_LOST = 0.03
+
+
+@dataclass
+class OnOff:
+    """On / off for one backend, endpoint and worker count: the median, lowest
+    and highest of the rounds' ratios of requests per second; the median of
+    their ratios of CPU time per request."""
+
+    backend: str
+    endpoint: str
+    workers: int
+    rate: float
+    lowest: float
+    highest: float
+    cpu: float
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.telemetry", description=__doc__)
     parser.add_argument("--endpoint", nargs="+", choices=ENDPOINTS, default=list(ENDPOINTS))
     parser.add_argument("--backend", nargs="+", choices=BACKENDS, default=["sqlite"])
+    parser.add_argument("--workers", nargs="+", type=int, choices=WORKERS, default=list(WORKERS))
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--duration", type=int, default=5, help="seconds per server per round")
+    parser.add_argument("--duration", type=int, default=3, help="seconds per server per round")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--instances", type=int, default=2, help="servers of each setting")
+    parser.add_argument("--instances", type=int, default=4, help="servers of each setting")
     parser.add_argument(
         "--restarts", type=int, default=200, help="workers come and gone before timing scrapes"
     )
@@ -70,70 +87,106 @@ def main() -> None:
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; wrk -t2 -c{args.connections} "
         f"-d{args.duration}s on each server in turn, {args.rounds} rounds, in the opposite "
-        f"order every other round; {args.instances} servers of each setting; {args.items} "
-        f"seeded items; DB_POOL_SIZE={pool_size(args.instances)} on PostgreSQL and MariaDB. "
-        "on: METRICS=true LOG_FORMAT=json; off: neither (the defaults). Cells: req/s "
-        "[the service's CPU µs per request: its processes' CPU time over the run, less what "
-        "they spent idle over as long, / requests; SQLite's work included, not a server's]."
+        f"order every other round; {args.instances} servers of each setting, one worker's "
+        f"then two workers'; {args.items} seeded items; DB_POOL_SIZE={pool_size(args.instances)} "
+        "on PostgreSQL and MariaDB. on: METRICS=true LOG_FORMAT=json; off: neither (the "
+        "defaults). Cells: req/s [the service's CPU µs per request: its processes' CPU time "
+        "over the run, less what they spent idle over as long, / requests; SQLite's work "
+        "included, not a server's]."
     )
     print_middleware_cost()
     print_scrapes_after_restarts(args.restarts)
+    summary: list[OnOff] = []
     for backend in args.backend:
-        print(f"\n### {backend}")
-        with ExitStack() as stack:
-            targets = start_targets(stack, backend, args, logs)
-            for endpoint in endpoints:
-                rates, database_cpu, results = measure(endpoint, targets, args, alternate=True)
-                print_medians(rates, database_cpu, results)
-                print_on_off_ratios(rates, database_cpu, args.instances)
-            print_scrape_times(targets)
+        with fresh_database(backend) as url:
+            values: dict[str, str] = {}
+            for workers in args.workers:
+                print(f"\n### {backend}, {workers} worker{'s' if workers > 1 else ''}")
+                with ExitStack() as stack:
+                    targets = start_targets(stack, url, backend, workers, args, logs, values)
+                    for endpoint in endpoints:
+                        rates, cpu, results = measure(endpoint, targets, args, alternate=True)
+                        print_medians(rates, cpu, results)
+                        summary.append(
+                            on_off(backend, endpoint.name, workers, rates, cpu, args.instances)
+                        )
+                        print_on_off([summary[-1]])
+                    print_scrape_times(targets)
+    print("\n### On / off, every backend\n")
+    print_on_off(summary)
 
 
 def start_targets(
-    stack: ExitStack, backend: str, args: argparse.Namespace, logs: Path
+    stack: ExitStack,
+    url: str,
+    backend: str,
+    workers: int,
+    args: argparse.Namespace,
+    logs: Path,
+    values: dict[str, str],
 ) -> dict[str, Target]:
-    url = stack.enter_context(fresh_database(backend))
+    """`args.instances` servers of `workers` workers on `url` for each of MODES,
+    named like "on 1"; `values` are what wrk's commands are filled with, given
+    here (seeding the database) if empty."""
     targets: dict[str, Target] = {}
-    values: dict[str, str] = {}
     for instance in range(1, args.instances + 1):
-        for workers in WORKERS:
-            for mode, variables in MODES.items():
-                name = f"{workers}w {mode} {instance}"
-                log = logs / f"{backend}_{workers}w_{mode}_{instance}.log"
-                variables = variables | {"WEB_CONCURRENCY": str(workers)}
-                if backend != "sqlite":
-                    variables |= {"DB_POOL_SIZE": str(pool_size(args.instances))}
-                server = stack.enter_context(servers.service(url, log, **variables))
-                if not values:  # seeded once, after the first service has migrated it
-                    values = seeded_values(url, args.items, orders=False)
-                # The service's own CPU time (its workers' included) in the CPU column:
-                # it moves far less with the machine's load than requests per second.
-                cpu = functools.partial(servers.process_tree_cpu_seconds, server.pid)
-                targets[name] = (server, values, cpu)
+        for mode, variables in MODES.items():
+            name = f"{mode} {instance}"
+            log = logs / f"{backend}_{workers}w_{mode}_{instance}.log"
+            variables = variables | {"WEB_CONCURRENCY": str(workers)}
+            if backend != "sqlite":
+                variables |= {"DB_POOL_SIZE": str(pool_size(args.instances))}
+            server = stack.enter_context(servers.service(url, log, **variables))
+            if not values:  # seeded once, after the first service has migrated it
+                values.update(seeded_values(url, args.items, orders=False))
+            # The service's own CPU time (its workers' included) in the CPU column:
+            # it moves far less with the machine's load than requests per second.
+            cpu = functools.partial(servers.process_tree_cpu_seconds, server.pid)
+            targets[name] = (server, values, cpu)
     return targets
 
 
 def pool_size(instances: int) -> int:
-    """DB_POOL_SIZE for each process: every setting's servers, one worker and
-    two, on and off, keep that many connections each to one database server."""
-    processes = instances * sum(WORKERS) * len(MODES)
+    """DB_POOL_SIZE for each process: the servers of one worker count, on and
+    off, run at once and keep that many connections each to one database server."""
+    processes = instances * max(WORKERS) * len(MODES)
     return max(2, CONNECTIONS_HELD // processes)
 
 
-def print_on_off_ratios(
-    rates: dict[str, list[float]], cpu: dict[str, list[float]], instances: int
-) -> None:
+def on_off(
+    backend: str,
+    endpoint: str,
+    workers: int,
+    rates: dict[str, list[float]],
+    cpu: dict[str, list[float]],
+    instances: int,
+) -> OnOff:
+    on, off = ([f"{mode} {n}" for n in range(1, instances + 1)] for mode in ("on", "off"))
+    ratios = round_ratios(rates, on, off)
+    return OnOff(
+        backend,
+        endpoint,
+        workers,
+        statistics.median(ratios),
+        min(ratios),
+        max(ratios),
+        statistics.median(round_ratios(cpu, on, off)),
+    )
+
+
+def print_on_off(rows: list[OnOff]) -> None:
     print("\non / off, the settings' means in each round, the median of each round's ratio:\n")
-    print("| workers | req/s, on / off | within 3% | service CPU per request, on / off |")
-    print("|---|---|---|---|")
-    for workers in WORKERS:
-        on, off = (
-            [f"{workers}w {mode} {n}" for n in range(1, instances + 1)] for mode in ("on", "off")
+    print(
+        "| backend | endpoint | workers | req/s, on / off | within 3% | lowest, highest round "
+        "| service CPU per request, on / off |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        within = "yes" if row.rate >= 1 - MOST_LOST else "NO"
+        print(
+            f"| {row.backend} | {row.endpoint} | {row.workers} | {row.rate:.3f} | {within} "
+            f"| {row.lowest:.3f}, {row.highest:.3f} | {row.cpu:.3f} |"
         )
-        ratio = statistics.median(round_ratios(rates, on, off))
-        cost = statistics.median(round_ratios(cpu, on, off))
-        within = "yes" if ratio >= 1 - MOST_LOST else "NO"
-        print(f"| {workers} | {ratio:.3f} | {within} | {cost:.3f} |")
 
 
 def round_ratios(values: dict[str, list[float]], these: list[str], those: list[str]) -> list[float]:
@@ -275,7 +328,7 @@ def print_scrape_times(targets: dict[str, Target]) -> None:
     print("| server | ms per scrape | bytes |")
     print("|---|---|---|")
     for name, (server, _, _) in targets.items():
-        if " on " in name:
+        if name.startswith("on "):
             times = []
             for _ in range(20):
                 started = time.perf_counter()

@@ -2,7 +2,8 @@
 
 On each backend, one seeded database and, for one worker then for two,
 `--instances` servers with `METRICS=true LOG_FORMAT=json` ("on") and as many
-with both off (plain logs, no metrics: the defaults). Several servers of each
+with both off (plain logs, no metrics: the defaults), the n-th of each with
+PYTHONHASHSEED=n. Several servers of each
 setting: two servers of the same code and settings differ by a few percent in
 requests per second on this machine, for as long as they run (bench/results.md,
 "python -m bench.telemetry"), so one server per setting cannot tell a cost of
@@ -135,7 +136,12 @@ def start_targets(
         for mode, variables in MODES.items():
             name = f"{mode} {instance}"
             log = logs / f"{backend}_{workers}w_{mode}_{instance}.log"
-            variables = variables | {"WEB_CONCURRENCY": str(workers)}
+            # The same hash seed for the on and the off server of one pair:
+            # servers alike otherwise differ less with it (bench/results.md).
+            variables = variables | {
+                "WEB_CONCURRENCY": str(workers),
+                "PYTHONHASHSEED": str(instance),
+            }
             if backend != "sqlite":
                 variables |= {"DB_POOL_SIZE": str(pool_size(args.instances))}
             server = stack.enter_context(servers.service(url, log, **variables))

@@ -146,6 +146,9 @@ class Metrics(Observer):
         # Requests in flight by method, counted here and written to the gauge
         # when sampled: with several workers each write is a write to a file.
         self._in_flight: dict[str, int] = {}
+        # The gauge's child for each method, found once: with several workers
+        # the gauges are sampled each time what was recorded is written down.
+        self._active_by_method: dict[str, Gauge] = {}
         self._database: Database | None = None
         self._sampling: asyncio.TimerHandle | None = None
 
@@ -172,7 +175,10 @@ class Metrics(Observer):
 
     def sample(self) -> None:
         for method, count in self._in_flight.items():
-            self.active_requests.labels(method).set(count)
+            gauge = self._active_by_method.get(method)
+            if gauge is None:
+                gauge = self._active_by_method[method] = self.active_requests.labels(method)
+            gauge.set(count)
         use = None if self._database is None else self._database.pool_use()
         if use is not None:
             in_use, idle, overflow = use

@@ -3,11 +3,11 @@
 On each backend, one seeded database and, for one worker then for two,
 `--instances` servers with `METRICS=true LOG_FORMAT=json` ("on") and as many
 with both off (plain logs, no metrics: the defaults), the n-th of each with
-PYTHONHASHSEED=n. Several servers of each
-setting: two servers of the same code and settings differ by a few percent in
-requests per second on this machine, for as long as they run (bench/results.md,
-"python -m bench.telemetry"), so one server per setting cannot tell a cost of
-3% from that. Every server writes its access lines to a file, as in
+PYTHONHASHSEED=n. Several servers of each setting: two servers of the same
+code and settings differ by a few percent in requests per second on this
+machine, for as long as they run (bench/results.md, "python -m
+bench.telemetry"), so one server per setting cannot tell a cost of 3% from
+that. Every server writes its access lines to a file, as in
 production. wrk drives each in turn, round after round, in the opposite order
 every other round. For each worker count, the median of each round's on / off
 ratio of the settings' mean requests per second, which must stay above 0.97,

@@ -18,6 +18,9 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # An access line's fields (its record's `access`): method, route, status, duration in ms.
 AccessFields = tuple[str, str, int, float]
+QUOTE = '"'
+# Strings JSONFormatter keeps escaped.
+MOST_ESCAPED = 1000
 
 
 class PlainFormatter(logging.Formatter):
@@ -41,24 +44,37 @@ class JSONFormatter(logging.Formatter):
         super().__init__()
         self._second = -1
         self._second_text = ""
+        # Logger names, methods and routes, met again and again: each escaped once.
+        self._escaped: dict[str, str] = {}
 
     def format(self, record: logging.LogRecord) -> str:
         current = request_id.get()
+        escaped = self._escaped
         line = (
             f'{{"time": "{self._time(record.created)}", "level": "{record.levelname}", '
-            f'"logger": {_string(record.name)}, "message": {_string(record.getMessage())}, '
-            f'"request_id": {"null" if current is None else _string(current)}'
+            f'"logger": {escaped.get(record.name) or self._escape(record.name)}, '
+            f'"message": {_string(record.getMessage())}, '
+            # Nothing to escape: the middleware sets only ids it made or found sane.
+            f'"request_id": {"null" if current is None else QUOTE + current + QUOTE}'
         )
         access: AccessFields | None = getattr(record, "access", None)
         if access is not None:
             method, route, status, duration_ms = access
             line += (
-                f', "method": {_string(method)}, "route": {_string(route)}, '
-                f'"status": {int(status)}, "duration_ms": {float(duration_ms)}'
+                f', "method": {escaped.get(method) or self._escape(method)}, '
+                f'"route": {escaped.get(route) or self._escape(route)}, '
+                f'"status": {status}, "duration_ms": {duration_ms:.3f}'
             )
         if record.exc_info:
             line += f', "exception": {_string(self.formatException(record.exc_info))}'
         return line + "}"
+
+    def _escape(self, text: str) -> str:
+        escaped = _string(text)
+        # A client's made-up methods must not make it grow without end.
+        if len(self._escaped) < MOST_ESCAPED:
+            self._escaped[text] = escaped
+        return escaped
 
     def _time(self, created: float) -> str:
         """ISO 8601 in UTC to the millisecond; the second's part made once a second."""
@@ -66,7 +82,7 @@ class JSONFormatter(logging.Formatter):
         if second != self._second:
             self._second = second
             self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
+        return "%s.%03dZ" % (self._second_text, int((created - second) * 1000))  # noqa: UP031
 
 
 FORMATTERS = {"plain": PlainFormatter, "json": JSONFormatter}

@@ -22,6 +22,7 @@ import fcntl
 import os
 import re
 import tempfile
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -143,9 +144,9 @@ class Metrics(Observer):
         self._pending_batches: list[int] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._write: asyncio.TimerHandle | None = None
-        # Requests in flight by method, counted here and written to the gauge
-        # when sampled: with several workers each write is a write to a file.
-        self._in_flight: dict[str, int] = {}
+        # Requests in flight by method, which the middleware counts, written to
+        # the gauge when sampled: with several workers each write is a write to a file.
+        self.in_flight: defaultdict[str, int] = defaultdict(int)
         # The gauge's child for each method, found once: with several workers
         # the gauges are sampled each time what was recorded is written down.
         self._active_by_method: dict[str, Gauge] = {}
@@ -174,7 +175,7 @@ class Metrics(Observer):
         self._sampling = loop.call_later(SAMPLE_SECONDS, self._sample_periodically)
 
     def sample(self) -> None:
-        for method, count in self._in_flight.items():
+        for method, count in self.in_flight.items():
             gauge = self._active_by_method.get(method)
             if gauge is None:
                 gauge = self._active_by_method[method] = self.active_requests.labels(method)
@@ -186,23 +187,16 @@ class Metrics(Observer):
             self.connections_idle.set(idle)
             self.connections_overflow.set(overflow)
 
-    def request_started(self, method: str) -> None:
-        self._in_flight[method] = self._in_flight.get(method, 0) + 1
-
-    def request_ended(self, method: str) -> None:
-        self._in_flight[method] -= 1
-
     def request_finished(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
         pending = self._pending_durations.get(key)
         if pending is None:
             pending = self._pending_durations[key] = []
         pending.append(seconds)
-        self._plan_write()
+        if self._write is None:
+            self._plan_write()
 
     def _plan_write(self) -> None:
-        if self._write is not None:
-            return
         if self._loop is None:  # not watching a loop: nothing would write it down later
             self.write_down()
             return
@@ -252,7 +246,8 @@ class Metrics(Observer):
     def read_batch(self, keys: int) -> None:
         # On the event loop (`service.db.batched_reads`).
         self._pending_batches.append(keys)
-        self._plan_write()
+        if self._write is None:
+            self._plan_write()
 
     def answered_unavailable(self, cause: str) -> None:
         self.unavailable.labels(cause).inc()

@@ -88,12 +88,13 @@ class Telemetry:
         response_started = recorded = False
         metrics = self.metrics
         if metrics is not None:
-            metrics.request_started(method)
+            metrics.in_flight[method] += 1
 
         def record() -> None:
             nonlocal recorded
             recorded = True
             if metrics is not None:
+                metrics.in_flight[method] -= 1
                 route = getattr(scope.get("route"), "path_format", UNMATCHED)
                 metrics.request_finished(method, route, status, time.monotonic() - started)
 
@@ -127,14 +128,12 @@ class Telemetry:
         finally:
             if not recorded:
                 record()
-            if metrics is not None:
-                metrics.request_ended(method)
             if self.access_log:
                 self._log(scope, status, started)
 
     def _log(self, scope: Scope, status: int, started: float) -> None:
         route = getattr(scope.get("route"), "path_format", UNMATCHED)
-        duration_ms = round((time.monotonic() - started) * 1000, 3)
+        duration_ms = (time.monotonic() - started) * 1000
         client = scope.get("client")
         where = f"{client[0]}:{client[1]}" if client else "-"
         path = scope.get("root_path", "") + scope["path"]

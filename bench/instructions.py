@@ -11,9 +11,9 @@ excluded. One at a time, every read batch holds one key in every setting.
 
 The worker keeps its metrics in files, as each of several workers does.
 Two runs at a time share the CPU a single worker keeps to, where a request
-takes about 65 ms under callgrind, so the worker writes its metrics down
-every WRITE_DOWN_SECONDS rather than every 10 ms: every 40-odd requests, as
-a worker under load does.
+takes 40-65 ms under callgrind, so the worker writes its metrics down every
+WRITE_DOWN_SECONDS rather than every 10 ms: every 40 to 65 requests, as a
+worker under load does.
 
 Needs valgrind (Debian's package). About twenty minutes with the defaults, two runs at a time.
 Run from the repository root, e.g. `python -m bench.instructions --endpoint get-one`.
@@ -22,31 +22,30 @@ Run from the repository root, e.g. `python -m bench.instructions --endpoint get-
 import argparse
 import http.client
 import json
-import os
 import random
-import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from bench import servers
 from bench.databases import fresh_database
-from bench.servers import ROOT, free_port, wait_until_up
 from bench.side_by_side import seeded_values
+from bench.telemetry import MODES
 
 SETTINGS = {
-    "off": {"METRICS": "false", "LOG_FORMAT": "plain"},
+    "off": MODES["off"],
     "metrics only": {"METRICS": "true", "LOG_FORMAT": "plain"},
     "JSON logs only": {"METRICS": "false", "LOG_FORMAT": "json"},
-    "on": {"METRICS": "true", "LOG_FORMAT": "json"},
+    "on": MODES["on"],
 }
 ENDPOINTS = ("get-one", "create")
 CREATE_BODY = json.dumps({"name": "Blue Bench Widget", "description": "Created", "price": 19.99})
-# About 40 requests' time under callgrind, two runs sharing a CPU.
+# 40 to 65 requests' time under callgrind, two runs sharing a CPU.
 WRITE_DOWN_SECONDS = 2.6
 # The service with its metrics written down every WRITE_DOWN_SECONDS.
 LAUNCH = (
@@ -75,7 +74,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--setting", nargs="+", choices=SETTINGS, default=list(SETTINGS))
     parser.add_argument(
-        "--root", type=Path, default=ROOT, help="the checkout whose service runs (another version)"
+        "--root",
+        type=Path,
+        default=servers.ROOT,
+        help="the checkout whose service runs (another version)",
     )
     args = parser.parse_args()
     if "off" not in args.setting:
@@ -121,11 +123,11 @@ def counted_run(
     counts = work / f"{name}.callgrind"
     with (
         fresh_database("sqlite") as url,
-        counted_service(url, setting, counts, work, args.root) as port,
+        counted_service(url, setting, counts, work, args.root) as server,
     ):
         values = seeded_values(url, args.items, orders=False)
         ids = random.Random(1)
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection = http.client.HTTPConnection(urlsplit(server.base).netloc, timeout=60)
         for _ in range(args.warm_up + requests):
             if endpoint == "get-one":
                 item = ids.randint(int(values["first"]), int(values["last"]))
@@ -141,40 +143,24 @@ def counted_run(
     return callgrind_totals(counts)
 
 
-@contextmanager
-def counted_service(url: str, setting: str, counts: Path, work: Path, root: Path) -> Iterator[int]:
-    """`python -m service` of the checkout at `root`, with one worker, under callgrind,
-    on a free port; stopped afterwards, when callgrind writes `counts`."""
-    port = free_port()
-    env = (
-        os.environ
-        | SETTINGS[setting]
-        | {
-            "DATABASE_URL": url,
-            "PORT": str(port),
-            "HOST": "127.0.0.1",
-            "MIGRATE_ON_START": "true",
-            "WEB_CONCURRENCY": "1",
-            "PYTHONHASHSEED": "1",
-            "PYTHONPATH": str(root),
-            # Its values in files, as with several workers.
-            "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(dir=work),
-        }
+def counted_service(
+    url: str, setting: str, counts: Path, work: Path, root: Path
+) -> AbstractContextManager[servers.Server]:
+    """`python -m service` of the checkout at `root`, with one worker, under callgrind;
+    stopped afterwards, when callgrind writes `counts`."""
+    valgrind = ("valgrind", "--tool=callgrind", "--cache-sim=yes", f"--callgrind-out-file={counts}")
+    return servers.service(
+        url,
+        work / f"{counts.stem}.log",
+        root,
+        python=(*valgrind, sys.executable, "-c", LAUNCH),
+        start_timeout=600,
+        stop_timeout=600,
+        PYTHONHASHSEED="1",
+        # Its values in files, as with several workers.
+        PROMETHEUS_MULTIPROC_DIR=tempfile.mkdtemp(dir=work),
+        **SETTINGS[setting],
     )
-    command = [
-        "valgrind", "--tool=callgrind", "--cache-sim=yes", f"--callgrind-out-file={counts}",
-        sys.executable, "-c", LAUNCH,
-    ]  # fmt: skip
-    with (work / f"{counts.stem}.log").open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=root, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-        try:
-            wait_until_up(f"http://127.0.0.1:{port}/health", process, timeout=600)
-            yield port
-        finally:
-            process.terminate()
-            process.wait(timeout=600)
 
 
 def callgrind_totals(counts: Path) -> dict[str, int]:

@@ -78,9 +78,16 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 6
 
 @contextmanager
 def serve(
-    command: list[str], env: dict[str, str], port: int, log: Path, root: Path = ROOT
+    command: list[str],
+    env: dict[str, str],
+    port: int,
+    log: Path,
+    root: Path = ROOT,
+    start_timeout: float = 60,
+    stop_timeout: float = 15,
 ) -> Iterator[Server]:
-    """Run `command` (which must listen on `port`) and yield it as a Server; stop it afterwards.
+    """Run `command` (which must listen on `port`) and yield it as a Server; stop it
+    afterwards, killing it if it has not stopped within `stop_timeout` seconds.
 
     The server's output, access log included, goes to `log`, as it would to a file in production.
     """
@@ -90,23 +97,31 @@ def serve(
             command, cwd=root, env=os.environ | env, stdout=output, stderr=subprocess.STDOUT
         )
         try:
-            wait_until_up(f"{base}/health", process)
+            wait_until_up(f"{base}/health", process, start_timeout)
             yield Server(base, process.pid)
         finally:
             process.terminate()
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=stop_timeout)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
 
 
 def service(
-    database_url: str, log: Path, root: Path = ROOT, **variables: str
+    database_url: str,
+    log: Path,
+    root: Path = ROOT,
+    *,
+    python: tuple[str, ...] = (sys.executable, "-m", "service"),
+    start_timeout: float = 60,
+    stop_timeout: float = 15,
+    **variables: str,
 ) -> AbstractContextManager[Server]:
     """`python -m service` as users run it: migrating on start, one worker unless
     `variables` say otherwise; the service of the checkout at `root` (another
-    version of it, to compare with)."""
+    version of it, to compare with). `python` is the command that starts it
+    (under valgrind, say); the timeouts are `serve`'s."""
     port = free_port()
     env = {
         "DATABASE_URL": database_url,
@@ -117,7 +132,7 @@ def service(
         # Ahead of the installed package, so that `root`'s own code runs.
         "PYTHONPATH": str(root),
     } | variables
-    return serve([sys.executable, "-m", "service"], env, port, log, root)
+    return serve(list(python), env, port, log, root, start_timeout, stop_timeout)
 
 
 def tutorial(database_url: str, log: Path) -> AbstractContextManager[Server]:

@@ -197,6 +197,8 @@ class Metrics(Observer):
             self._plan_write()
 
     def _plan_write(self) -> None:
+        """Write down soon; called only when no write-down is planned (`_write` is None),
+        which the callers check first, as they run for every request."""
         if self._loop is None:  # not watching a loop: nothing would write it down later
             self.write_down()
             return

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,8 @@ from service.db.urls import parse_database_url
 PASSWORD = "p@ss:w/rd%?x"
 SECRETS = (PASSWORD, quote(PASSWORD, safe=""))
 ROOT = Path(__file__).parent.parent
+# The account `account` makes, its name this run's own: other runs may share the server.
+CHECK_USER = f"items_check_user_{uuid.uuid4().hex[:8]}"
 
 # SQLite has no accounts; a SQLite file has a directory.
 servers_only = pytest.mark.backends("postgresql", "mysql")
@@ -203,7 +206,7 @@ def account(database_url: str, *grants: str) -> Iterator[str]:
     Its password needs percent-encoding, and must never show.
     """
     database = sa.engine.make_url(database_url).database
-    name = "items_check_user"
+    name = CHECK_USER
     literal = PASSWORD.replace("%", "%%")
     admin = sa.create_engine(server_url(), isolation_level="AUTOCOMMIT")
     owner = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
@@ -272,7 +275,7 @@ def test_an_account_that_may_not_create_tables_is_a_problem_with_its_grant(
         assert result.returncode == 1
         privileges = check_of(result, "privileges")
         assert privileges["status"] == "problem"
-        assert privileges["found"].startswith("items_check_user")
+        assert privileges["found"].startswith(CHECK_USER)
         assert "cannot CREATE TABLE" in privileges["found"]
         assert privileges["fix"].startswith("GRANT ")
         assert not any(secret in result.stdout + result.stderr for secret in SECRETS)
@@ -299,7 +302,7 @@ def test_an_account_that_may_not_change_the_schema_is_a_warning_when_the_service
         result = run_check(url, MIGRATE_ON_START="false")
         assert result.returncode == 0, result.stdout
         privileges = lines(result)["privileges"]
-        assert privileges.startswith("warning  privileges: items_check_user")
+        assert privileges.startswith(f"warning  privileges: {CHECK_USER}")
         assert "(MIGRATE_ON_START is off: only the account that migrates needs this)" in privileges
         assert privileges.endswith(
             "; fix: run this check with the URL of the account that runs `alembic upgrade head`"
@@ -315,11 +318,11 @@ def test_an_account_that_may_not_use_the_id_sequence_is_a_problem(empty_database
         assert result.returncode == 1
         privileges = check_of(result, "privileges")
         assert privileges["status"] == "problem"
-        assert "items_check_user may not read and write items, orders" in privileges["found"]
+        assert f"{CHECK_USER} may not read and write items, orders" in privileges["found"]
         # After the fix for migrating, which this account is not for.
         grants = privileges["fix"].split("; ")[1:]
         assert grants == [
-            f"GRANT USAGE ON SEQUENCE public.{table}_id_seq TO items_check_user"
+            f"GRANT USAGE ON SEQUENCE public.{table}_id_seq TO {CHECK_USER}"
             for table in ("items", "orders")
         ]
         for grant in grants:
@@ -343,7 +346,7 @@ def test_an_account_that_may_write_the_items_but_not_the_orders_is_a_problem(
         privileges = check_of(result, "privileges")
         assert privileges["status"] == "problem"
         grants = privileges["fix"].split("; ")[1:]
-        assert grants == ["GRANT SELECT, INSERT, UPDATE, DELETE ON orders TO items_check_user"]
+        assert grants == [f"GRANT SELECT, INSERT, UPDATE, DELETE ON orders TO {CHECK_USER}"]
         for grant in grants:
             run_as_admin(empty_database, grant)
         assert run_check(url, MIGRATE_ON_START="false").returncode == 0

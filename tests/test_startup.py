@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -132,7 +133,8 @@ def user_with_password(database_url: str) -> Iterator[str]:
         return
     database = sa.engine.make_url(database_url).database
     admin = sa.create_engine(server_url(), isolation_level="AUTOCOMMIT")
-    name = "items_pw_user"
+    # Its own name: other runs may share the server.
+    name = f"items_pw_user_{uuid.uuid4().hex[:8]}"
     literal = PASSWORD.replace("%", "%%")
     with admin.connect() as connection:
         if BACKEND == "postgresql":

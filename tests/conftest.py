@@ -261,6 +261,31 @@ def allow_login(user: str, password: str) -> None:
 
 
 @contextmanager
+def server_account(name: str, password: str) -> Iterator[None]:
+    """A login account on the server, `name` (one of this run's own: other runs
+    may share the server), with `password`, which may hold characters SQL and
+    URLs quote; dropped afterwards. It may do nothing yet: the caller grants
+    what it needs, and takes away what it owns before the block ends."""
+    literal = password.replace("'", "''").replace("%", "%%")
+    admin = sa.create_engine(server_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        if BACKEND == "postgresql":
+            connection.exec_driver_sql(f"CREATE ROLE {name} LOGIN PASSWORD '{literal}'")
+            allow_login(name, password)
+        else:
+            connection.exec_driver_sql(f"CREATE USER '{name}'@'%%' IDENTIFIED BY '{literal}'")
+    try:
+        yield
+    finally:
+        with admin.connect() as connection:
+            if BACKEND == "postgresql":
+                connection.exec_driver_sql(f"DROP ROLE {name}")
+            else:
+                connection.exec_driver_sql(f"DROP USER '{name}'@'%%'")
+        admin.dispose()
+
+
+@contextmanager
 def sqlite_write_lock_held(path: str | Path) -> Iterator[None]:
     """Another connection holds the SQLite file's write lock until the block ends."""
     other = sqlite3.connect(path, isolation_level=None)

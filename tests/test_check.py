@@ -18,10 +18,10 @@ from alembic import command
 from clusters import GaleraCluster, PostgresPair
 from conftest import (
     BACKEND,
-    allow_login,
     binary_logging,
     global_setting,
     on_every_server,
+    server_account,
     server_url,
     settings_for,
 )
@@ -207,33 +207,18 @@ def account(database_url: str, *grants: str) -> Iterator[str]:
     """
     database = sa.engine.make_url(database_url).database
     name = CHECK_USER
-    literal = PASSWORD.replace("%", "%%")
-    admin = sa.create_engine(server_url(), isolation_level="AUTOCOMMIT")
-    owner = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection, owner.connect() as in_database:
+    with server_account(name, PASSWORD):
         if BACKEND == "postgresql":
-            connection.exec_driver_sql(f"DROP ROLE IF EXISTS {name}")
-            connection.exec_driver_sql(f"CREATE ROLE {name} LOGIN PASSWORD '{literal}'")
-            allow_login(name, PASSWORD)
             # PostgreSQL before 15 lets everyone create tables in public.
-            in_database.exec_driver_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-        else:
-            connection.exec_driver_sql(f"DROP USER IF EXISTS '{name}'@'%%'")
-            connection.exec_driver_sql(f"CREATE USER '{name}'@'%%' IDENTIFIED BY '{literal}'")
-    for grant in grants:
-        run_as_admin(database_url, grant.format(name=name, database=database))
-    url = sa.engine.make_url(database_url).set(username=name, password=PASSWORD)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection, owner.connect() as in_database:
+            run_as_admin(database_url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        for grant in grants:
+            run_as_admin(database_url, grant.format(name=name, database=database))
+        url = sa.engine.make_url(database_url).set(username=name, password=PASSWORD)
+        try:
+            yield url.render_as_string(hide_password=False)
+        finally:
             if BACKEND == "postgresql":
-                in_database.exec_driver_sql(f"DROP OWNED BY {name}")
-                connection.exec_driver_sql(f"DROP ROLE {name}")
-            else:
-                connection.exec_driver_sql(f"DROP USER '{name}'@'%%'")
-        admin.dispose()
-        owner.dispose()
+                run_as_admin(database_url, f"DROP OWNED BY {name}")
 
 
 def run_as_admin(database_url: str, statement: str) -> None:

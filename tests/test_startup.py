@@ -13,7 +13,7 @@ import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
 
-from conftest import BACKEND, allow_login, server_url, triggers_allowed
+from conftest import BACKEND, server_account, server_url, triggers_allowed
 from servers import free_port, run_to_exit, running_service, service_env, wait_until_answers
 from service import migrations
 
@@ -127,43 +127,34 @@ def test_a_missing_driver_stops_with_one_clear_line() -> None:
 
 @contextmanager
 def user_with_password(database_url: str) -> Iterator[str]:
-    """A server account whose password needs percent-encoding; its URL for the database."""
+    """A server account whose password needs percent-encoding, that owns the
+    database; its URL for the database."""
     if BACKEND == "sqlite":
         yield database_url
         return
     database = sa.engine.make_url(database_url).database
-    admin = sa.create_engine(server_url(), isolation_level="AUTOCOMMIT")
-    # Its own name: other runs may share the server.
     name = f"items_pw_user_{uuid.uuid4().hex[:8]}"
-    literal = PASSWORD.replace("%", "%%")
-    with admin.connect() as connection:
-        if BACKEND == "postgresql":
-            connection.exec_driver_sql(f"DROP ROLE IF EXISTS {name}")
-            connection.exec_driver_sql(f"CREATE ROLE {name} LOGIN PASSWORD '{literal}'")
-            allow_login(name, PASSWORD)
-            connection.exec_driver_sql(f"GRANT ALL ON DATABASE {database} TO {name}")
-            connection.exec_driver_sql(f"ALTER DATABASE {database} OWNER TO {name}")
-        else:
-            connection.exec_driver_sql(f"DROP USER IF EXISTS '{name}'@'%%'")
-            connection.exec_driver_sql(f"CREATE USER '{name}'@'%%' IDENTIFIED BY '{literal}'")
-            connection.exec_driver_sql(f"GRANT ALL ON {database}.* TO '{name}'@'%%'")
-    url = sa.engine.make_url(database_url).set(username=name, password=PASSWORD)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        if BACKEND == "postgresql":
-            # The role owns the tables it migrated: drop them from inside that database.
-            owner = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
-            with owner.connect() as connection:
-                connection.exec_driver_sql(f"DROP OWNED BY {name}")
-            owner.dispose()
+    admin = sa.create_engine(server_url(), isolation_level="AUTOCOMMIT")
+    with server_account(name, PASSWORD):
         with admin.connect() as connection:
             if BACKEND == "postgresql":
-                connection.exec_driver_sql(f"ALTER DATABASE {database} OWNER TO CURRENT_USER")
-                connection.exec_driver_sql(f"DROP ROLE {name}")
+                connection.exec_driver_sql(f"GRANT ALL ON DATABASE {database} TO {name}")
+                connection.exec_driver_sql(f"ALTER DATABASE {database} OWNER TO {name}")
             else:
-                connection.exec_driver_sql(f"DROP USER '{name}'@'%%'")
-        admin.dispose()
+                connection.exec_driver_sql(f"GRANT ALL ON {database}.* TO '{name}'@'%%'")
+        url = sa.engine.make_url(database_url).set(username=name, password=PASSWORD)
+        try:
+            yield url.render_as_string(hide_password=False)
+        finally:
+            if BACKEND == "postgresql":
+                # The role owns the tables it migrated: drop them from inside that database.
+                owner = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+                with owner.connect() as connection:
+                    connection.exec_driver_sql(f"DROP OWNED BY {name}")
+                owner.dispose()
+                with admin.connect() as connection:
+                    connection.exec_driver_sql(f"ALTER DATABASE {database} OWNER TO CURRENT_USER")
+            admin.dispose()
 
 
 def test_percent_encoded_password_works_and_never_shows(

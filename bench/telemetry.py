@@ -7,7 +7,8 @@ PYTHONHASHSEED=n. Several servers of each setting: two servers of the same
 code and settings differ by a few percent in requests per second on this
 machine, for as long as they run (bench/results.md, "python -m
 bench.telemetry"), so one server per setting cannot tell a cost of 3% from
-that. Every server writes its access lines to a file, as in
+that. The n-th servers of the settings start off first for odd n, off
+last for even n. Every server writes its access lines to a file, as in
 production. wrk drives each in turn, round after round, in the opposite order
 every other round. For each worker count, the median of each round's on / off
 ratio of the settings' mean requests per second, which must stay above 0.97,
@@ -16,6 +17,9 @@ which this machine's load moves less. Before them, the middleware alone: CPU
 µs per request in a process of its own, without a server or a database. A
 scrape of each "on" service after the load is timed too: its time must not
 grow with the requests served.
+With `--control`, as many servers again with the off settings ("control"),
+driven among the others: control / off is what the method reads when
+nothing differs, the yardstick for on / off in the same run.
 Run from the repository root, e.g.
 `python -m bench.telemetry --backend sqlite postgresql --rounds 5 --duration 3`.
 """
@@ -54,14 +58,15 @@ MOST_LOST = 0.03
 
 @dataclass
 class OnOff:
-    """On / off for one backend, endpoint and worker count: the median, lowest
-    and highest of the rounds' ratios of requests per second, and the ratio of
-    their sums over every round; the median of the rounds' ratios of CPU time
-    per request."""
+    """A setting (on, or control) over off for one backend, endpoint and worker
+    count: the median, lowest and highest of the rounds' ratios of requests
+    per second, and the ratio of their sums over every round; the median of
+    the rounds' ratios of CPU time per request."""
 
     backend: str
     endpoint: str
     workers: int
+    setting: str
     rate: float
     lowest: float
     highest: float
@@ -82,7 +87,11 @@ def main() -> None:
     parser.add_argument(
         "--restarts", type=int, default=200, help="workers come and gone before timing scrapes"
     )
+    parser.add_argument(
+        "--control", action="store_true", help="as many servers again with the off settings"
+    )
     args = parser.parse_args()
+    modes = MODES | {"control": MODES["off"]} if args.control else MODES
     endpoints = [e for e in wrk.ENDPOINTS if e.name in args.endpoint]
     logs = Path(tempfile.mkdtemp(prefix="items_bench_telemetry_"))
     print(f"server logs in {logs}", file=sys.stderr)
@@ -91,9 +100,11 @@ def main() -> None:
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; wrk -t2 -c{args.connections} "
         f"-d{args.duration}s on each server in turn, {args.rounds} rounds, in the opposite "
         f"order every other round; {args.instances} servers of each setting, one worker's "
-        f"then two workers'; {args.items} seeded items; DB_POOL_SIZE={pool_size(args.instances)} "
-        "on PostgreSQL and MariaDB. on: METRICS=true LOG_FORMAT=json; off: neither (the "
-        "defaults). Cells: req/s [the service's CPU µs per request: its processes' CPU time "
+        f"then two workers'; {args.items} seeded items; "
+        f"DB_POOL_SIZE={pool_size(args.instances, len(modes))} on PostgreSQL and MariaDB. on: "
+        "METRICS=true LOG_FORMAT=json; off: neither (the defaults)"
+        f"{'; control: as off' if args.control else ''}. Cells: req/s [the service's CPU µs "
+        "per request: its processes' CPU time "
         "over the run, less what they spent idle over as long, / requests; SQLite's work "
         "included, not a server's]."
     )
@@ -106,14 +117,17 @@ def main() -> None:
             for workers in args.workers:
                 print(f"\n### {backend}, {workers} worker{'s' if workers > 1 else ''}")
                 with ExitStack() as stack:
-                    targets = start_targets(stack, url, backend, workers, args, logs, values)
+                    targets = start_targets(stack, url, backend, workers, args, logs, values, modes)
                     for endpoint in endpoints:
                         rates, cpu, results = measure(endpoint, targets, args, alternate=True)
                         print_medians(rates, cpu, results)
-                        summary.append(
-                            on_off(backend, endpoint.name, workers, rates, cpu, args.instances)
-                        )
-                        print_on_off([summary[-1]])
+                        rows = [
+                            on_off(backend, endpoint.name, workers, rates, cpu, args, mode)
+                            for mode in modes
+                            if mode != "off"
+                        ]
+                        summary += rows
+                        print_on_off(rows)
                     print_scrape_times(targets)
     print("\n### On / off, every backend\n")
     print_on_off(summary)
@@ -127,13 +141,16 @@ def start_targets(
     args: argparse.Namespace,
     logs: Path,
     values: dict[str, str],
+    modes: dict[str, dict[str, str]],
 ) -> dict[str, Target]:
-    """`args.instances` servers of `workers` workers on `url` for each of MODES,
+    """`args.instances` servers of `workers` workers on `url` for each of `modes`,
     named like "on 1"; `values` are what wrk's commands are filled with, given
     here (seeding the database) if empty."""
     targets: dict[str, Target] = {}
     for instance in range(1, args.instances + 1):
-        for mode, variables in MODES.items():
+        # In the opposite order for every other instance: no setting always starts last.
+        settings = list(modes.items())
+        for mode, variables in settings if instance % 2 else reversed(settings):
             name = f"{mode} {instance}"
             log = logs / f"{backend}_{workers}w_{mode}_{instance}.log"
             # The same hash seed for the on and the off server of one pair:
@@ -143,7 +160,7 @@ def start_targets(
                 "PYTHONHASHSEED": str(instance),
             }
             if backend != "sqlite":
-                variables |= {"DB_POOL_SIZE": str(pool_size(args.instances))}
+                variables |= {"DB_POOL_SIZE": str(pool_size(args.instances, len(modes)))}
             server = stack.enter_context(servers.service(url, log, **variables))
             if not values:  # seeded once, after the first service has migrated it
                 values.update(seeded_values(url, args.items, orders=False))
@@ -154,10 +171,10 @@ def start_targets(
     return targets
 
 
-def pool_size(instances: int) -> int:
-    """DB_POOL_SIZE for each process: the servers of one worker count, on and
-    off, run at once and keep that many connections each to one database server."""
-    processes = instances * max(WORKERS) * len(MODES)
+def pool_size(instances: int, settings: int) -> int:
+    """DB_POOL_SIZE for each process: the servers of one worker count, of every
+    setting, run at once and keep that many connections each to one database server."""
+    processes = instances * max(WORKERS) * settings
     return max(2, CONNECTIONS_HELD // processes)
 
 
@@ -167,14 +184,16 @@ def on_off(
     workers: int,
     rates: dict[str, list[float]],
     cpu: dict[str, list[float]],
-    instances: int,
+    args: argparse.Namespace,
+    setting: str,
 ) -> OnOff:
-    on, off = ([f"{mode} {n}" for n in range(1, instances + 1)] for mode in ("on", "off"))
+    on, off = ([f"{mode} {n}" for n in range(1, args.instances + 1)] for mode in (setting, "off"))
     ratios = round_ratios(rates, on, off)
     return OnOff(
         backend,
         endpoint,
         workers,
+        setting,
         statistics.median(ratios),
         min(ratios),
         max(ratios),
@@ -184,16 +203,17 @@ def on_off(
 
 
 def print_on_off(rows: list[OnOff]) -> None:
-    print("\non / off, the settings' means in each round, the median of each round's ratio:\n")
+    print("\nx / off, the settings' means in each round, the median of each round's ratio:\n")
     print(
-        "| backend | endpoint | workers | req/s, on / off | within 3% | lowest, highest round "
-        "| every round's req/s summed, on / off | service CPU per request, on / off |"
+        "| backend | endpoint | workers | x | req/s, x / off | within 3% | lowest, highest round "
+        "| every round's req/s summed, x / off | service CPU per request, x / off |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         within = "yes" if row.rate >= 1 - MOST_LOST else "NO"
         print(
-            f"| {row.backend} | {row.endpoint} | {row.workers} | {row.rate:.3f} | {within} "
+            f"| {row.backend} | {row.endpoint} | {row.workers} | {row.setting} | {row.rate:.3f} "
+            f"| {within} "
             f"| {row.lowest:.3f}, {row.highest:.3f} | {row.every_round:.3f} | {row.cpu:.3f} |"
         )
 

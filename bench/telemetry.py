@@ -122,7 +122,9 @@ def main() -> None:
                         rates, cpu, results = measure(endpoint, targets, args, alternate=True)
                         print_medians(rates, cpu, results)
                         rows = [
-                            on_off(backend, endpoint.name, workers, rates, cpu, args, mode)
+                            on_off(
+                                backend, endpoint.name, workers, rates, cpu, args.instances, mode
+                            )
                             for mode in modes
                             if mode != "off"
                         ]
@@ -153,7 +155,7 @@ def start_targets(
         for mode, variables in settings if instance % 2 else reversed(settings):
             name = f"{mode} {instance}"
             log = logs / f"{backend}_{workers}w_{mode}_{instance}.log"
-            # The same hash seed for the on and the off server of one pair:
+            # The same hash seed for the n-th server of every setting:
             # servers alike otherwise differ less with it (bench/results.md).
             variables = variables | {
                 "WEB_CONCURRENCY": str(workers),
@@ -184,10 +186,10 @@ def on_off(
     workers: int,
     rates: dict[str, list[float]],
     cpu: dict[str, list[float]],
-    args: argparse.Namespace,
+    instances: int,
     setting: str,
 ) -> OnOff:
-    on, off = ([f"{mode} {n}" for n in range(1, args.instances + 1)] for mode in (setting, "off"))
+    on, off = ([f"{mode} {n}" for n in range(1, instances + 1)] for mode in (setting, "off"))
     ratios = round_ratios(rates, on, off)
     return OnOff(
         backend,

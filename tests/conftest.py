@@ -285,6 +285,16 @@ def server_account(name: str, password: str) -> Iterator[None]:
         admin.dispose()
 
 
+def run_as_admin(database_url: str, statement: str) -> None:
+    """Run `statement` as the server's administrator: on PostgreSQL, inside the database."""
+    engine = sa.create_engine(
+        database_url if BACKEND == "postgresql" else server_url(), isolation_level="AUTOCOMMIT"
+    )
+    with engine.connect() as connection:
+        connection.exec_driver_sql(statement.replace("%", "%%"))
+    engine.dispose()
+
+
 @contextmanager
 def sqlite_write_lock_held(path: str | Path) -> Iterator[None]:
     """Another connection holds the SQLite file's write lock until the block ends."""

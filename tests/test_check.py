@@ -21,6 +21,7 @@ from conftest import (
     binary_logging,
     global_setting,
     on_every_server,
+    run_as_admin,
     server_account,
     server_url,
     settings_for,
@@ -219,16 +220,6 @@ def account(database_url: str, *grants: str) -> Iterator[str]:
         finally:
             if BACKEND == "postgresql":
                 run_as_admin(database_url, f"DROP OWNED BY {name}")
-
-
-def run_as_admin(database_url: str, statement: str) -> None:
-    """Run `statement` as the server's administrator: on PostgreSQL, inside the database."""
-    engine = sa.create_engine(
-        database_url if BACKEND == "postgresql" else server_url(), isolation_level="AUTOCOMMIT"
-    )
-    with engine.connect() as connection:
-        connection.exec_driver_sql(statement.replace("%", "%%"))
-    engine.dispose()
 
 
 def check_of(result: subprocess.CompletedProcess[str], name: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
 
-from conftest import BACKEND, server_account, server_url, triggers_allowed
+from conftest import BACKEND, run_as_admin, server_account, triggers_allowed
 from servers import free_port, run_to_exit, running_service, service_env, wait_until_answers
 from service import migrations
 
@@ -134,27 +134,20 @@ def user_with_password(database_url: str) -> Iterator[str]:
         return
     database = sa.engine.make_url(database_url).database
     name = f"items_pw_user_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(server_url(), isolation_level="AUTOCOMMIT")
     with server_account(name, PASSWORD):
-        with admin.connect() as connection:
-            if BACKEND == "postgresql":
-                connection.exec_driver_sql(f"GRANT ALL ON DATABASE {database} TO {name}")
-                connection.exec_driver_sql(f"ALTER DATABASE {database} OWNER TO {name}")
-            else:
-                connection.exec_driver_sql(f"GRANT ALL ON {database}.* TO '{name}'@'%%'")
+        if BACKEND == "postgresql":
+            run_as_admin(database_url, f"GRANT ALL ON DATABASE {database} TO {name}")
+            run_as_admin(database_url, f"ALTER DATABASE {database} OWNER TO {name}")
+        else:
+            run_as_admin(database_url, f"GRANT ALL ON {database}.* TO '{name}'@'%'")
         url = sa.engine.make_url(database_url).set(username=name, password=PASSWORD)
         try:
             yield url.render_as_string(hide_password=False)
         finally:
             if BACKEND == "postgresql":
-                # The role owns the tables it migrated: drop them from inside that database.
-                owner = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
-                with owner.connect() as connection:
-                    connection.exec_driver_sql(f"DROP OWNED BY {name}")
-                owner.dispose()
-                with admin.connect() as connection:
-                    connection.exec_driver_sql(f"ALTER DATABASE {database} OWNER TO CURRENT_USER")
-            admin.dispose()
+                # The role owns the tables it migrated: drop them, then give the database back.
+                run_as_admin(database_url, f"DROP OWNED BY {name}")
+                run_as_admin(database_url, f"ALTER DATABASE {database} OWNER TO CURRENT_USER")
 
 
 def test_percent_encoded_password_works_and_never_shows(

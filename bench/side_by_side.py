@@ -182,10 +182,13 @@ def print_medians(
     rates: dict[str, list[float]],
     database_cpu: dict[str, list[float]],
     results: dict[str, list[wrk.Result]],
+    cpu_column: str = "database CPU µs/req",
 ) -> None:
+    """`database_cpu` is what the CPU column, `cpu_column`, shows: the
+    database server's CPU per request here, the service's in bench.telemetry."""
     print("\nMedians over the rounds, and the median of each round's ratios:\n")
     print(
-        "| server | req/s | × floor a | × floor b | database CPU µs/req "
+        f"| server | req/s | × floor a | × floor b | {cpu_column} "
         "| p50 ms | p90 ms | p99 ms | p99.9 ms | p99 / p50 | errors |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")

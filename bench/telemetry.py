@@ -120,7 +120,7 @@ def main() -> None:
                     targets = start_targets(stack, url, backend, workers, args, logs, values, modes)
                     for endpoint in endpoints:
                         rates, cpu, results = measure(endpoint, targets, args, alternate=True)
-                        print_medians(rates, cpu, results)
+                        print_medians(rates, cpu, results, "service CPU µs/req")
                         rows = [
                             on_off(
                                 backend, endpoint.name, workers, rates, cpu, args.instances, mode

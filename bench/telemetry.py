@@ -131,7 +131,7 @@ def main() -> None:
                         summary += rows
                         print_on_off(rows)
                     print_scrape_times(targets)
-    print("\n### On / off, every backend\n")
+    print("\n### Each setting over off, every backend\n")
     print_on_off(summary)
 
 

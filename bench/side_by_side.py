@@ -180,12 +180,11 @@ def idle_cpu_rates(targets: dict[str, Target], seconds: float) -> dict[Callable[
 
 def print_medians(
     rates: dict[str, list[float]],
-    database_cpu: dict[str, list[float]],
+    cpu: dict[str, list[float]],
     results: dict[str, list[wrk.Result]],
     cpu_column: str = "database CPU µs/req",
 ) -> None:
-    """`database_cpu` is what the CPU column, `cpu_column`, shows: the
-    database server's CPU per request here, the service's in bench.telemetry."""
+    """`cpu` is the CPU µs per request of each round, the column headed `cpu_column`."""
     print("\nMedians over the rounds, and the median of each round's ratios:\n")
     print(
         f"| server | req/s | × floor a | × floor b | {cpu_column} "
@@ -202,7 +201,7 @@ def print_medians(
             ]
             a_cell = f"{statistics.median(ratio for ratio, _ in in_rounds):.3f}"
             b_cell = f"{statistics.median(ratio for _, ratio in in_rounds):.3f}"
-        cpu_cell = f"{statistics.median(database_cpu[name]):.0f}" if database_cpu[name] else "-"
+        cpu_cell = f"{statistics.median(cpu[name]):.0f}" if cpu[name] else "-"
         runs = results[name]
         p50, p90, p99, p999 = (
             statistics.median(getattr(run, field) for run in runs)
